@@ -72,8 +72,8 @@ void vakt_log(enum vakt_log_level level, const char *msg, const char *fmt, ...)
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	enum vakt_log_level l = level == LIBBPF_WARN ? VAKT_LOG_WARN :
-				level == LIBBPF_INFO ? VAKT_LOG_DEBUG : VAKT_LOG_DEBUG;
+	/* libbpf's info is chatty (every map and program): debug for us. */
+	enum vakt_log_level l = level == LIBBPF_WARN ? VAKT_LOG_WARN : VAKT_LOG_DEBUG;
 	char buf[1024];
 	size_t n;
 
