@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bench_datapath - ns per packet of the TC datapath through
+ * BPF_PROG_TEST_RUN (kernel-measured, no syscall cost included):
+ *
+ *   empty       a program that only returns TC_ACT_UNSPEC (the floor)
+ *   established a packet of an admitted flow (one conntrack lookup)
+ *   new flow    a packet that misses conntrack, gets the verdict and
+ *               creates two entries, with 10, 10k and 1M policy entries
+ *   drop        a denied new flow (verdict, counter, rate-limited event);
+ *               the loop variant differs from "new flow" only by not
+ *               creating conntrack entries, which shows their cost
+ *
+ * "loop" figures run the program once per syscall with a fresh tuple each
+ * time (so every packet is a new flow); "repeat" figures let the kernel
+ * repeat one packet (the same flow). The empty program is given both ways.
+ * Usage: bench_datapath [repeat] (default 100000). Needs root.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/bpf.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../tests/lib/bpfload.h"
+#include "../tests/lib/pkt.h"
+
+#define POL_B 1
+#define ID_A 256
+#define CLIENTS 4
+
+static int empty_prog(void)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+
+	return bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "bench_empty", "GPL", insns, 2, NULL);
+}
+
+/*
+ * n policy entries: the one that matters (POL_B, ID_A, TCP 80) plus n-1
+ * entries of other endpoint policies and peers with port ranges, so the
+ * trie holds n keys of the real shape.
+ */
+static int fill_policy(struct vakt_bpf *dp, uint32_t n)
+{
+	uint32_t i;
+	int err;
+
+	err = dp_put_policy(dp, POL_B, ID_A, IPPROTO_TCP, 80, VAKT_PLEN_FULL, 1);
+	for (i = 1; i < n && !err; i++) {
+		uint32_t pol = 2 + i % 4096, peer = 257 + (i / 4096) % 100000;
+
+		err = dp_put_policy(dp, pol, peer, (i & 1) ? IPPROTO_TCP : IPPROTO_UDP,
+				    (uint16_t)(i * 7), VAKT_PLEN_ANY_PORT + 4 + i % 13, i);
+	}
+	return err;
+}
+
+static int fill_ipcache(struct vakt_bpf *dp, uint32_t n)
+{
+	char ip[32];
+	uint32_t i;
+	int err = 0;
+
+	for (i = 0; i < n && !err; i++) {
+		snprintf(ip, sizeof(ip), "10.%u.%u.%u", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+		err = dp_put_ipcache(dp, ip, 256 + i % 5000);
+	}
+	for (i = 0; i < CLIENTS && !err; i++) {
+		snprintf(ip, sizeof(ip), "10.0.1.%u", i + 1);
+		err = dp_put_ipcache(dp, ip, ID_A);
+	}
+	return err;
+}
+
+static int setup(struct vakt_bpf *dp, uint32_t entries)
+{
+	struct vakt_ep_val b = { .ep_id = 2, .identity = 257, .policy = { POL_B, 0 },
+				 .flags = VAKT_EPF_ID(0) | VAKT_EPF_CLASS(0) | VAKT_EPF_ANY(0) };
+	int err;
+
+	err = dp_put_endpoint(dp, "10.0.0.2", &b);
+	if (!err)
+		err = dp_put_cidr(dp, "::", 0, 0);
+	if (!err)
+		err = dp_put_cidr(dp, "192.168.0.0", 112, 1);
+	if (!err)
+		err = dp_set_gen(dp, 1);
+	if (!err)
+		err = fill_ipcache(dp, entries < 200000 ? entries : 200000);
+	if (!err)
+		err = fill_policy(dp, entries);
+	return err;
+}
+
+/* Average ns of one program run, one run per syscall, a fresh flow each time. */
+static double new_flows(struct vakt_bpf *dp, int prog_fd, uint32_t runs, uint16_t dport)
+{
+	struct pk_spec s = { .dst = "10.0.0.2", .dport = dport, .tcp_flags = PK_TCP_SYN };
+	char src[32];
+	uint8_t buf[PK_MAX];
+	uint64_t total = 0;
+	uint32_t i, ns;
+	size_t len;
+
+	for (i = 0; i < runs; i++) {
+		snprintf(src, sizeof(src), "10.0.1.%u", 1 + (i / 60000) % CLIENTS);
+		s.src = src;
+		s.sport = (uint16_t)(1024 + i % 60000);
+		len = pk_build(&s, buf, sizeof(buf));
+		if (dp_run_fd(prog_fd, buf, len, 1, 0, NULL, NULL, &ns))
+			return -1;
+		total += ns;
+	}
+	(void)dp;
+	return (double)total / runs;
+}
+
+static double repeated(int prog_fd, uint16_t dport, uint32_t repeat)
+{
+	struct pk_spec s = { .src = "10.0.1.1", .dst = "10.0.0.2", .sport = 999, .dport = dport,
+			     .tcp_flags = PK_TCP_ACK };
+	uint8_t buf[PK_MAX];
+	size_t len = pk_build(&s, buf, sizeof(buf));
+	uint32_t ns;
+
+	if (dp_run_fd(prog_fd, buf, len, 1, 0, NULL, NULL, NULL) ||
+	    dp_run_fd(prog_fd, buf, len, repeat, 0, NULL, NULL, &ns))
+		return -1;
+	return ns;
+}
+
+int main(int argc, char **argv)
+{
+	static const uint32_t sizes[] = { 10, 10000, 1000000 };
+	uint32_t repeat = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 100000;
+	double newf[3], est[3], drop[3], dropl[3], empty_rep, empty_loop;
+	int efd, i;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "bench_datapath: needs root\n");
+		return 1;
+	}
+	efd = empty_prog();
+	if (efd < 0) {
+		fprintf(stderr, "bench_datapath: loading the empty program failed err=%d\n", efd);
+		return 1;
+	}
+	empty_rep = repeated(efd, 80, repeat);
+	empty_loop = new_flows(NULL, efd, repeat, 80);
+
+	for (i = 0; i < 3; i++) {
+		struct vakt_bpf *dp;
+		int from, to;
+
+		if (dp_open(&dp, NULL) || setup(dp, sizes[i])) {
+			fprintf(stderr, "bench_datapath: setup with %u entries failed\n", sizes[i]);
+			return 1;
+		}
+		to = dp_prog_fd(dp, DP_TO_POD);
+		from = dp_prog_fd(dp, DP_FROM_POD);
+		(void)from;
+		newf[i] = new_flows(dp, to, repeat, 80);
+		est[i] = repeated(to, 80, repeat);
+		drop[i] = repeated(to, 81, repeat);
+		dropl[i] = new_flows(dp, to, repeat, 81);
+		dp_close(dp);
+		if (newf[i] < 0 || est[i] < 0 || drop[i] < 0) {
+			fprintf(stderr, "bench_datapath: a run failed\n");
+			return 1;
+		}
+	}
+
+	printf("bench_datapath: ns/packet via BPF_PROG_TEST_RUN (runs=%u)\n", repeat);
+	printf("  %-34s %10s %10s %10s\n", "", "10", "10k", "1M");
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "new flow (loop, allowed, +2 CT)", newf[0], newf[1],
+	       newf[2]);
+	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, newf[1] / newf[0],
+	       newf[2] / newf[0]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "established (repeat)", est[0], est[1], est[2]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "drop, new flow (repeat)", drop[0], drop[1],
+	       drop[2]);
+	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, drop[1] / drop[0],
+	       drop[2] / drop[0]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "drop, new flow (loop)", dropl[0], dropl[1],
+	       dropl[2]);
+	printf("  %-34s %10.1f\n", "empty program (repeat)", empty_rep);
+	printf("  %-34s %10.1f\n", "empty program (loop)", empty_loop);
+	printf("  established / empty (repeat): %.2f; new flow - empty (loop): %.1f ns\n",
+	       est[0] / (empty_rep > 0 ? empty_rep : 1), newf[0] - empty_loop);
+	close(efd);
+	return 0;
+}

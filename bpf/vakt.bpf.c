@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * vakt.bpf.c - the TC datapath: NetworkPolicy enforcement on pod veths.
+ *
+ * vakt_from_pod (veth host side, TC ingress) enforces the pod's egress,
+ * vakt_to_pod (veth host side, TC egress) its ingress. New flows get the
+ * verdict of include/vakt/verdict.h (shared with userspace); established
+ * flows cost one conntrack lookup. Egress toward addresses that are no
+ * known pod (Service ClusterIPs, the world) is deferred to where the packet
+ * leaves, after kube-proxy's DNAT and masquerade: vakt_to_pod of the
+ * backend, or vakt_node_egress on the node's uplink and tunnel devices.
+ * docs/datapath.md describes the model; include/vakt/datapath.h the layouts.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "vakt/maps.h"
+#include "vakt/datapath.h"
+
+/* rodata: set by the agent before load (see include/vakt/datapath.h). */
+const volatile __u32 cfg_mark_mask = VAKT_MARK_DEFAULT_MASK;
+const volatile __u32 cfg_mark_shift = VAKT_MARK_DEFAULT_SHIFT;
+const volatile __u32 cfg_event_rate_per_sec = VAKT_EVENT_RATE_DEFAULT;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VAKT_IPCACHE_MAX);
+	__type(key, struct vakt_addr);
+	__type(value, struct vakt_ip_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VAKT_MAX_ENDPOINTS);
+	__type(key, struct vakt_addr);
+	__type(value, struct vakt_ep_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VAKT_CIDR_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vakt_cidr_key);
+	__type(value, struct vakt_cidr_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cidr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VAKT_POLICY_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vakt_policy_key);
+	__type(value, struct vakt_policy_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vakt_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VAKT_CT_MAX);
+	__type(key, struct vakt_ct_key);
+	__type(value, struct vakt_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VAKT_COUNTERS_MAX);
+	__type(key, __u32);
+	__type(value, struct vakt_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, VAKT_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VAKT_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct vakt_ep_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VAKT_FRAGS_MAX);
+	__type(key, struct vakt_frag_key);
+	__type(value, struct vakt_frag_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VAKT_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct vakt_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vakt_event_rl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_rl SEC(".maps");
+
+/* The shared verdict, over the maps above. */
+typedef void *vakt_ctx_t;
+#define VAKT_INLINE __always_inline
+
+static __always_inline const struct vakt_ip_val *vakt_lookup_ipcache(vakt_ctx_t c,
+								     const struct vakt_addr *a)
+{
+	return bpf_map_lookup_elem(&ipcache, a);
+}
+
+static __always_inline const struct vakt_cidr_val *vakt_lookup_cidr(vakt_ctx_t c,
+								    const struct vakt_cidr_key *k)
+{
+	return bpf_map_lookup_elem(&cidr, k);
+}
+
+static __always_inline const struct vakt_policy_val *vakt_lookup_policy(vakt_ctx_t c,
+									const struct vakt_policy_key *k)
+{
+	return bpf_map_lookup_elem(&policy, k);
+}
+
+#include "vakt/verdict.h"
+#include "obs.h"
+#include "parse.h"
+#include "ct.h"
+
+/* Internal outcome of point_check(): the egress check moves downstream. */
+#define R_DEFER (VAKT_R_MAX - 1)
+/* Stored in a frag entry: later fragments of a deferred datagram defer too. */
+#define R_FRAG_DEFER 0xff
+
+static __always_inline __u64 cur_gen(void)
+{
+	struct vakt_state *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&state, &zero);
+	return s ? s->gen : 0;
+}
+
+static __always_inline __u32 mark_get(struct __sk_buff *skb)
+{
+	return (skb->mark & cfg_mark_mask) >> cfg_mark_shift;
+}
+
+static __always_inline void mark_set(struct __sk_buff *skb, __u32 field)
+{
+	skb->mark = (skb->mark & ~cfg_mark_mask) | ((field << cfg_mark_shift) & cfg_mark_mask);
+}
+
+static __always_inline const struct vakt_addr *remote_of(const struct vakt_ct_key *k)
+{
+	return k->dir == VAKT_DIR_INGRESS ? &k->saddr : &k->daddr;
+}
+
+static __always_inline int portful(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
+/*
+ * Re-run the verdict for an entry admitted under an older generation. The
+ * flow was admitted in direction dir (the entry's, or the opposite one for a
+ * reply entry); the peer is the remote end at this point either way, and a
+ * reply's source port is the flow's destination port.
+ */
+static __always_inline int ct_recheck(const struct vakt_ep_val *ep, const struct vakt_addr *self,
+				      const struct vakt_ct_key *k, const struct vakt_ct_val *v,
+				      __u32 dir)
+{
+	struct vakt_verdict vd;
+	struct vakt_flow f = {
+		.proto = k->proto,
+	};
+	int reply = v->flags & VAKT_CTF_REPLY;
+
+	f.peer = *remote_of(k);
+	f.dir = reply ? dir ^ 1 : dir;
+	if (portful(k->proto))
+		f.dport = bpf_ntohs(reply ? k->sport : k->dport);
+	return vakt_verdict(0, ep, self, &f, &vd);
+}
+
+static __always_inline void frag_key(struct vakt_frag_key *fk, const struct pkt *p)
+{
+	fk->saddr = p->k.saddr;
+	fk->daddr = p->k.daddr;
+	fk->id = p->frag_id;
+	fk->ep_id = p->k.ep_id;
+	fk->proto = p->k.proto;
+	fk->dir = p->k.dir;
+	fk->pad = 0;
+}
+
+static __always_inline void frag_record(const struct pkt *p, __u64 now, __u32 reason)
+{
+	struct vakt_frag_key fk;
+	struct vakt_frag_val fv = { .last_ns = now, .reason = (__u8)reason };
+
+	if (p->frag != PF_FIRST)
+		return;
+	frag_key(&fk, p);
+	bpf_map_update_elem(&frags, &fk, &fv, BPF_ANY);
+}
+
+/* A later fragment follows its first fragment's verdict. */
+static __always_inline __u32 frag_follow(const struct pkt *p, __u64 now)
+{
+	struct vakt_frag_key fk;
+	struct vakt_frag_val *fv;
+
+	frag_key(&fk, p);
+	fv = bpf_map_lookup_elem(&frags, &fk);
+	if (!fv || now - fv->last_ns > VAKT_FRAG_TIMEOUT * VAKT_NSEC_PER_SEC)
+		return VAKT_R_FRAG_UNKNOWN;
+	fv->last_ns = now;
+	return fv->reason == R_FRAG_DEFER ? R_DEFER : VAKT_R_FRAGMENT;
+}
+
+struct point_opts {
+	__u32 peer_ep;  /* local pod at the other end of a NATed flow */
+	__u32 out_peer; /* out: peer_ep of the matched entry */
+	__u8 defer;     /* from_pod: defer egress toward unknown addresses */
+	__u8 reply_ok;  /* to_pod: the REPLY mark names this endpoint */
+	__u8 node;      /* node_egress: replies are node entries */
+};
+
+/*
+ * point_check - the decision at one enforcement point (endpoint ep at
+ * address self, direction dir) for packet p. Returns the reason (a drop if
+ * vakt_reason_is_drop()) or R_DEFER.
+ */
+static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val *ep,
+					 const struct vakt_addr *self, __u32 dir,
+					 struct point_opts *o)
+{
+	struct vakt_ct_val *v;
+	struct vakt_verdict vd;
+	struct vakt_flow f = {};
+	__u64 now = bpf_ktime_get_ns(), gen;
+	__u32 reason;
+
+	p->k.ep_id = ep->ep_id;
+	p->k.dir = (__u8)dir;
+	p->k.pad = 0;
+
+	if (p->frag == PF_LATER)
+		return frag_follow(p, now);
+	gen = cur_gen();
+	v = bpf_map_lookup_elem(&ct, &p->k);
+	if (v && !ct_expired(v, p->k.proto, now)) {
+		/*
+		 * A deferral marker only means something to from_pod. Where the
+		 * deferred check runs and sees the same tuple (no NAT on the way),
+		 * the admission below overwrites it with the real entry.
+		 */
+		if (v->flags & VAKT_CTF_DEFER) {
+			if (o->defer && v->gen == gen) {
+				v->last_ns = now;
+				frag_record(p, now, R_FRAG_DEFER);
+				return R_DEFER;
+			}
+		} else if (!ct_advance(&p->k, v, p)) {
+			if (v->gen != gen) {
+				if (!ct_recheck(ep, self, &p->k, v, dir)) {
+					ct_delete_flow(&p->k, v);
+					return VAKT_R_REVOKED;
+				}
+				v->gen = gen;
+			}
+			v->last_ns = now;
+			o->out_peer = v->peer_ep;
+			reason = (v->flags & VAKT_CTF_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
+			frag_record(p, now, VAKT_R_FRAGMENT);
+			return reason;
+		}
+	}
+
+	/* An ICMP error about a packet this point has seen go the other way. */
+	if (p->icmp == PI_ERROR) {
+		p->inner.ep_id = ep->ep_id;
+		p->inner.dir = (__u8)(dir ^ 1);
+		p->inner.pad = 0;
+		if (bpf_map_lookup_elem(&ct, &p->inner))
+			return VAKT_R_RELATED;
+	}
+	if (o->reply_ok)
+		return VAKT_R_REPLY;
+
+	f.peer = *remote_of(&p->k);
+	if (o->defer && ep->policy[VAKT_DIR_EGRESS] && !(ep->flags & VAKT_EPF_FAIL_CLOSED) &&
+	    !vakt_addr_eq(&f.peer, self) && !bpf_map_lookup_elem(&ipcache, &f.peer)) {
+		struct vakt_ct_val dv = {
+			.last_ns = now,
+			.gen = gen,
+			.state = VAKT_CT_EST,
+			.flags = VAKT_CTF_DEFER,
+		};
+
+		/* Best effort: without the entry the next packet decides again. */
+		bpf_map_update_elem(&ct, &p->k, &dv, BPF_ANY);
+		frag_record(p, now, R_FRAG_DEFER);
+		return R_DEFER;
+	}
+
+	f.proto = p->k.proto;
+	f.dir = (__u8)dir;
+	f.dport = p->vport;
+	if (!vakt_verdict(0, ep, self, &f, &vd))
+		return vd.reason;
+	if (ct_create(&p->k, p, now, gen, vd.rule, vd.reason, o->peer_ep, o->node))
+		return VAKT_R_CT_FULL;
+	frag_record(p, now, VAKT_R_FRAGMENT);
+	return vd.reason;
+}
+
+static __always_inline int finish(struct __sk_buff *skb, const struct pkt *p, __u32 ep_id,
+				  __u32 dir, __u32 reason)
+{
+	count(ep_id, dir, reason, skb->len);
+	if (!vakt_reason_is_drop(reason))
+		return VAKT_TC_PASS;
+	drop_event(skb, &p->k, ep_id, dir, reason);
+	return VAKT_TC_DROP;
+}
+
+/* Packets the parser could not take as pod IP traffic. */
+static __always_inline int finish_unparsed(struct __sk_buff *skb, struct pkt *p, int kind,
+					   __u32 dir)
+{
+	if (kind == PK_BAD_L3)
+		return finish(skb, p, 0, dir, VAKT_R_MALFORMED);
+	return finish(skb, p, 0, dir, VAKT_R_CONTROL);
+}
+
+/*
+ * The egress check of pod src_ep deferred by vakt_from_pod, done where the
+ * packet leaves (after DNAT and masquerade). Counted under the source pod.
+ */
+static __always_inline int deferred_egress(struct __sk_buff *skb, struct pkt *p, __u32 src_ep,
+					   int node)
+{
+	struct point_opts o = { .node = (__u8)node };
+	const struct vakt_ep_val *sep;
+	struct vakt_addr *self;
+	__u32 reason;
+
+	self = bpf_map_lookup_elem(&ep_addr, &src_ep);
+	if (!self)
+		return finish(skb, p, 0, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
+	sep = bpf_map_lookup_elem(&endpoints, self);
+	/* The pod went away while its packet was in flight. */
+	if (!sep || sep->ep_id != src_ep)
+		return finish(skb, p, src_ep, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
+	reason = point_check(p, sep, self, VAKT_DIR_EGRESS, &o);
+	if (reason == R_DEFER)
+		reason = VAKT_R_FAIL_CLOSED;
+	return finish(skb, p, src_ep, VAKT_DIR_EGRESS, reason);
+}
+
+SEC("tc")
+int vakt_from_pod(struct __sk_buff *skb)
+{
+	struct point_opts o = { .defer = 1 };
+	const struct vakt_ep_val *ep;
+	struct pkt p = {};
+	__u32 reason, ep_id, field = 0;
+	int kind;
+
+	/* Our bits must only ever say what this program decided. */
+	mark_set(skb, 0);
+	kind = parse(skb, &p);
+	if (kind != PK_IP && kind != PK_BAD_L4)
+		return finish_unparsed(skb, &p, kind, VAKT_DIR_EGRESS);
+	/* Neighbour discovery mostly uses link-local addresses: no endpoint needed. */
+	if (kind == PK_IP && p.icmp == PI_CONTROL)
+		return finish(skb, &p, 0, VAKT_DIR_EGRESS, VAKT_R_CONTROL);
+	ep = bpf_map_lookup_elem(&endpoints, &p.k.saddr);
+	if (!ep)
+		return finish(skb, &p, 0, VAKT_DIR_EGRESS, VAKT_R_NO_ENDPOINT);
+	ep_id = ep->ep_id;
+	if (kind == PK_BAD_L4)
+		return finish(skb, &p, ep_id, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
+
+	reason = point_check(&p, ep, &p.k.saddr, VAKT_DIR_EGRESS, &o);
+	if (reason == R_DEFER) {
+		struct vakt_addr *slot = bpf_map_lookup_elem(&ep_addr, &ep_id);
+
+		/* Written only when it changes: the slot is read on other CPUs. */
+		if (slot && !vakt_addr_eq(slot, &p.k.saddr))
+			*slot = p.k.saddr;
+		mark_set(skb, VAKT_MARK_DEFER | (ep_id & VAKT_MARK_EP_MASK));
+		return VAKT_TC_PASS;
+	}
+	if (o.out_peer)
+		field = VAKT_MARK_REPLY | (o.out_peer & VAKT_MARK_EP_MASK);
+	mark_set(skb, field);
+	return finish(skb, &p, ep_id, VAKT_DIR_EGRESS, reason);
+}
+
+SEC("tc")
+int vakt_to_pod(struct __sk_buff *skb)
+{
+	struct point_opts o = {};
+	const struct vakt_ep_val *ep;
+	struct pkt p = {};
+	__u32 reason, ep_id, m;
+	int kind;
+
+	kind = parse(skb, &p);
+	if (kind != PK_IP && kind != PK_BAD_L4)
+		return finish_unparsed(skb, &p, kind, VAKT_DIR_INGRESS);
+	if (kind == PK_IP && p.icmp == PI_CONTROL)
+		return finish(skb, &p, 0, VAKT_DIR_INGRESS, VAKT_R_CONTROL);
+	ep = bpf_map_lookup_elem(&endpoints, &p.k.daddr);
+	if (!ep)
+		return finish(skb, &p, 0, VAKT_DIR_INGRESS, VAKT_R_NO_ENDPOINT);
+	ep_id = ep->ep_id;
+	if (kind == PK_BAD_L4)
+		return finish(skb, &p, ep_id, VAKT_DIR_INGRESS, VAKT_R_MALFORMED);
+
+	m = mark_get(skb);
+	if (m & VAKT_MARK_DEFER) {
+		o.peer_ep = m & VAKT_MARK_EP_MASK;
+		if (deferred_egress(skb, &p, o.peer_ep, 0) == VAKT_TC_DROP)
+			return VAKT_TC_DROP;
+	}
+	o.reply_ok = (m & VAKT_MARK_REPLY) && (m & VAKT_MARK_EP_MASK) == ep_id;
+	reason = point_check(&p, ep, &p.k.daddr, VAKT_DIR_INGRESS, &o);
+	return finish(skb, &p, ep_id, VAKT_DIR_INGRESS, reason);
+}
+
+SEC("tc")
+int vakt_node_egress(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+	__u32 m = mark_get(skb);
+	int kind;
+
+	/* Everything but deferred pod egress was decided at the pod's veth. */
+	if (!(m & VAKT_MARK_DEFER))
+		return VAKT_TC_PASS;
+	kind = parse(skb, &p);
+	if (kind == PK_BAD_L3 || kind == PK_BAD_L4)
+		return finish(skb, &p, m & VAKT_MARK_EP_MASK, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
+	if (kind != PK_IP)
+		return VAKT_TC_PASS;
+	return deferred_egress(skb, &p, m & VAKT_MARK_EP_MASK, 1);
+}
+
+SEC("tc")
+int vakt_node_ingress(struct __sk_buff *skb)
+{
+	const struct vakt_ep_val *ep;
+	struct vakt_addr *self;
+	struct vakt_ct_val *v;
+	struct pkt p = {};
+	__u64 now;
+	__u32 peer;
+
+	mark_set(skb, 0);
+	if (parse(skb, &p) != PK_IP || p.frag == PF_LATER)
+		return VAKT_TC_PASS;
+	p.k.ep_id = 0;
+	p.k.dir = VAKT_CT_DIR_NODE;
+	v = bpf_map_lookup_elem(&ct, &p.k);
+	now = bpf_ktime_get_ns();
+	if (!v || ct_expired(v, p.k.proto, now))
+		return VAKT_TC_PASS;
+	peer = v->peer_ep;
+	if (v->gen != cur_gen()) {
+		self = bpf_map_lookup_elem(&ep_addr, &peer);
+		ep = self ? bpf_map_lookup_elem(&endpoints, self) : 0;
+		/* The reply of a flow the pod's egress admitted: re-run that egress. */
+		p.k.dir = VAKT_DIR_INGRESS;
+		if (!ep || !self || ep->ep_id != peer ||
+		    !ct_recheck(ep, self, &p.k, v, VAKT_DIR_INGRESS)) {
+			p.k.dir = VAKT_CT_DIR_NODE;
+			ct_delete_flow(&p.k, v);
+			return VAKT_TC_PASS;
+		}
+		v->gen = cur_gen();
+	}
+	p.k.dir = VAKT_CT_DIR_NODE;
+	ct_advance(&p.k, v, &p);
+	v->last_ns = now;
+	mark_set(skb, VAKT_MARK_REPLY | (peer & VAKT_MARK_EP_MASK));
+	return VAKT_TC_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,889 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The TC datapath (bpf/vakt.bpf.c) through BPF_PROG_TEST_RUN: a table of
+ * {what, packet, expected return, expected reason and counter} covering
+ * every verdict path and reason, then sequences for conntrack (scoping,
+ * replies, TCP RST/FIN, SCTP, timeouts, revocation by generation), ICMP
+ * errors, fragments, the NAT marks, counters and rate-limited drop events.
+ * Needs root; fails when the program cannot be loaded.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../lib/bpfload.h"
+#include "../lib/pkt.h"
+
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+
+/*
+ * The fixture cluster.
+ *   A 10.0.0.1 / fd00::1  ep 1 id 256: not isolated
+ *   B 10.0.0.2 / fd00::2  ep 2 id 257: ingress policy 10 (below)
+ *   C 10.0.0.3 / fd00::3  ep 3 id 258: ingress policy 21 (deny all),
+ *                          egress policy 20 (B on TCP 80, UDP 53; 8.8.8.0/24 UDP 53)
+ *   D 10.0.0.4             ep 4 id 256: failed closed
+ *   E 10.0.0.5             ep 5 id 259: not isolated
+ *   node 10.0.0.254 (identity HOST); remote pod 10.1.0.5 id 256.
+ * Policy 10 (B ingress): id 256 TCP 80, id 256 UDP 5000, id 256 SCTP 9000,
+ *   id 259 any protocol, any peer UDP 53, class 1 (192.168.0.0/16) TCP 443.
+ */
+#define EP_A 1
+#define EP_B 2
+#define EP_C 3
+#define EP_D 4
+#define EP_E 5
+#define POL_B_IN 10
+#define POL_C_EG 20
+#define POL_C_IN 21
+#define MARK_SHIFT VAKT_MARK_DEFAULT_SHIFT
+
+static struct vakt_bpf *dp;
+
+static void setup_cluster(struct vakt_bpf *s)
+{
+	struct vakt_ep_val a = { .ep_id = EP_A, .identity = 256 };
+	struct vakt_ep_val b = { .ep_id = EP_B, .identity = 257, .policy = { POL_B_IN, 0 },
+				 .flags = VAKT_EPF_ID(0) | VAKT_EPF_CLASS(0) | VAKT_EPF_ANY(0) };
+	struct vakt_ep_val c = { .ep_id = EP_C, .identity = 258, .policy = { POL_C_IN, POL_C_EG },
+				 .flags = VAKT_EPF_ID(1) | VAKT_EPF_CLASS(1) };
+	struct vakt_ep_val d = { .ep_id = EP_D, .identity = 256, .flags = VAKT_EPF_FAIL_CLOSED,
+				 .policy = { 1, 1 } };
+	struct vakt_ep_val e = { .ep_id = EP_E, .identity = 259 };
+
+	assert_int_equal(dp_put_endpoint(s, "10.0.0.1", &a), 0);
+	assert_int_equal(dp_put_endpoint(s, "fd00::1", &a), 0);
+	assert_int_equal(dp_put_endpoint(s, "10.0.0.2", &b), 0);
+	assert_int_equal(dp_put_endpoint(s, "fd00::2", &b), 0);
+	assert_int_equal(dp_put_endpoint(s, "10.0.0.3", &c), 0);
+	assert_int_equal(dp_put_endpoint(s, "fd00::3", &c), 0);
+	assert_int_equal(dp_put_endpoint(s, "10.0.0.4", &d), 0);
+	assert_int_equal(dp_put_endpoint(s, "10.0.0.5", &e), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.1", 256), 0);
+	assert_int_equal(dp_put_ipcache(s, "fd00::1", 256), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.2", 257), 0);
+	assert_int_equal(dp_put_ipcache(s, "fd00::2", 257), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.3", 258), 0);
+	assert_int_equal(dp_put_ipcache(s, "fd00::3", 258), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.4", 256), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.5", 259), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.0.0.254", VAKT_ID_HOST), 0);
+	assert_int_equal(dp_put_ipcache(s, "10.1.0.5", 256), 0);
+	assert_int_equal(dp_put_cidr(s, "::", 0, 0), 0);
+	assert_int_equal(dp_put_cidr(s, "192.168.0.0", 96 + 16, 1), 0);
+	assert_int_equal(dp_put_cidr(s, "8.8.8.0", 96 + 24, 2), 0);
+
+	assert_int_equal(dp_put_policy(s, POL_B_IN, 256, IPPROTO_TCP, 80, VAKT_PLEN_FULL, 101), 0);
+	assert_int_equal(dp_put_policy(s, POL_B_IN, 256, IPPROTO_UDP, 5000, VAKT_PLEN_FULL, 102), 0);
+	assert_int_equal(dp_put_policy(s, POL_B_IN, 256, IPPROTO_SCTP, 9000, VAKT_PLEN_FULL, 103), 0);
+	assert_int_equal(dp_put_policy(s, POL_B_IN, 259, 0, 0, VAKT_PLEN_ANY_PROTO, 104), 0);
+	assert_int_equal(dp_put_policy(s, POL_B_IN, VAKT_PEER_ANY, IPPROTO_UDP, 53, VAKT_PLEN_FULL, 105), 0);
+	assert_int_equal(dp_put_policy(s, POL_B_IN, VAKT_PEER_CLASS | 1, IPPROTO_TCP, 443, VAKT_PLEN_FULL, 106), 0);
+	assert_int_equal(dp_put_policy(s, POL_C_EG, 257, IPPROTO_TCP, 80, VAKT_PLEN_FULL, 201), 0);
+	assert_int_equal(dp_put_policy(s, POL_C_EG, 257, IPPROTO_UDP, 53, VAKT_PLEN_FULL, 202), 0);
+	assert_int_equal(dp_put_policy(s, POL_C_EG, VAKT_PEER_CLASS | 2, IPPROTO_UDP, 53, VAKT_PLEN_FULL, 203), 0);
+	assert_int_equal(dp_set_gen(s, 1), 0);
+}
+
+static int group_setup(void **state)
+{
+	struct dp_cfg cfg = { .no_events = 1 };
+
+	(void)state;
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_datapath: needs root (BPF_PROG_TEST_RUN)\n");
+		return -1;
+	}
+	if (dp_open(&dp, &cfg)) {
+		fprintf(stderr, "test_datapath: loading the datapath failed\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (dp)
+		dp_close(dp);
+	dp = NULL;
+	return 0;
+}
+
+/* Fresh maps for each test: no state leaks between tests. */
+static int test_setup(void **state)
+{
+	static const char *maps[] = { "ct", "frags", "counters", "policy", "cidr", "endpoints",
+				      "ipcache", "ep_addr" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (dp_clear_map(dp, maps[i]))
+			return -1;
+	setup_cluster(dp);
+	return 0;
+}
+
+struct out {
+	int ret;
+	uint32_t mark;
+	size_t len;
+};
+
+static struct out run(enum dp_prog prog, const struct pk_spec *s, uint32_t mark_in)
+{
+	uint8_t buf[PK_MAX];
+	struct out o = { 0 };
+
+	o.len = pk_build(s, buf, sizeof(buf));
+	assert_true(o.len > 0);
+	assert_int_equal(dp_run(dp, prog, buf, o.len, mark_in, &o.mark, &o.ret), 0);
+	return o;
+}
+
+static uint64_t packets(uint32_t ep, uint32_t dir, uint32_t reason)
+{
+	struct vakt_counter c;
+
+	assert_int_equal(dp_counter(dp, ep, dir, reason, &c), 0);
+	return c.packets;
+}
+
+/* Runs prog on s and checks the return value and that exactly the counter (ep, dir, reason) moved. */
+static struct out expect(enum dp_prog prog, const struct pk_spec *s, uint32_t mark_in, uint32_t ep,
+			 uint32_t dir, uint32_t reason)
+{
+	uint64_t before = packets(ep, dir, reason);
+	struct out o = run(prog, s, mark_in);
+
+	if (packets(ep, dir, reason) != before + 1)
+		fail_msg("%s -> %s: counter ep=%u dir=%u reason=%u did not move", s->src, s->dst, ep,
+			 dir, reason);
+	assert_int_equal(o.ret, vakt_reason_is_drop(reason) ? VAKT_TC_DROP : VAKT_TC_PASS);
+	return o;
+}
+
+/* ---- the verdict table ---- */
+
+typedef void (*mutate_fn)(uint8_t *buf, size_t *len, const struct pk_spec *s);
+
+struct row {
+	const char *what;
+	enum dp_prog prog;
+	struct pk_spec pkt;
+	mutate_fn mut;
+	uint32_t ep, reason;
+};
+
+#define IN VAKT_DIR_INGRESS
+#define EG VAKT_DIR_EGRESS
+
+/*
+ * Cut the frame right after the fixed IP header, leaving the lengths in it
+ * claiming more. (BPF_PROG_TEST_RUN itself refuses frames shorter than
+ * Ethernet plus a fixed IP header, so that is the shortest cut it takes.)
+ */
+static void mut_truncate_ip(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)buf;
+	*len = pk_l3_off(s) + (strchr(s->src, ':') ? 40 : 20);
+}
+
+static void mut_ihl4(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)len;
+	buf[pk_l3_off(s)] = 0x44;
+}
+
+static void mut_totlen0(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)len;
+	buf[pk_l3_off(s) + 2] = 0;
+	buf[pk_l3_off(s) + 3] = 0;
+}
+
+static void mut_totlen_long(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)len;
+	buf[pk_l3_off(s) + 2] = 0x05;
+	buf[pk_l3_off(s) + 3] = 0xdc;
+}
+
+static void mut_v6_plen0(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)len;
+	buf[pk_l3_off(s) + 4] = 0;
+	buf[pk_l3_off(s) + 5] = 0;
+}
+
+/* Cut the L4 header short, keeping the IP lengths consistent with it. */
+static void mut_short_l4(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	size_t l3 = pk_l3_off(s), l4 = pk_l4_off(s), keep = 6;
+	uint16_t v;
+
+	*len = l4 + keep;
+	if (buf[l3] >> 4 == 4) {
+		v = (uint16_t)(l4 - l3 + keep);
+		buf[l3 + 2] = (uint8_t)(v >> 8);
+		buf[l3 + 3] = (uint8_t)v;
+	} else {
+		v = (uint16_t)(l4 - l3 - 40 + keep);
+		buf[l3 + 4] = (uint8_t)(v >> 8);
+		buf[l3 + 5] = (uint8_t)v;
+	}
+	/* BPF_PROG_TEST_RUN wants at least an Ethernet header; keep the frame >= 14. */
+	if (*len < 60) {
+		memset(buf + *len, 0, 60 - *len);
+		*len = 60;
+	}
+}
+
+static void mut_tcp_doff3(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)len;
+	buf[pk_l4_off(s) + 12] = 3 << 4;
+}
+
+static void mut_v6_ext_truncated(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	size_t l3 = pk_l3_off(s);
+
+	/* hop-by-hop claiming 255*8 more bytes than the packet has */
+	buf[l3 + 40 + 1] = 255;
+	(void)len;
+}
+
+static void mut_arp(uint8_t *buf, size_t *len, const struct pk_spec *s)
+{
+	(void)s;
+	buf[12] = 0x08;
+	buf[13] = 0x06;
+	*len = 60;
+}
+
+static const struct pk_spec ICMP6_NS = { .src = "fd00::a", .dst = "fd00::2", .proto = IPPROTO_ICMPV6,
+					 .icmp_type = 135 };
+
+static const struct row rows[] = {
+	{ "v4 tcp identity allowed", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 tcp remote pod same identity allowed", DP_TO_POD, { .src = "10.1.0.5", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 tcp other identity denied", DP_TO_POD, { .src = "10.0.0.3", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 tcp other port denied", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 40000, .dport = 81, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 udp any peer allowed", DP_TO_POD, { .src = "8.8.4.4", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .sport = 5353, .dport = 53 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 tcp ipblock class allowed", DP_TO_POD, { .src = "192.168.7.7", .dst = "10.0.0.2", .sport = 1000, .dport = 443, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 tcp ipblock class wrong port denied", DP_TO_POD, { .src = "192.168.7.7", .dst = "10.0.0.2", .sport = 1000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 world outside ipblock denied", DP_TO_POD, { .src = "172.16.0.1", .dst = "10.0.0.2", .sport = 1000, .dport = 443, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 sctp allowed", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_SCTP, .sport = 7000, .dport = 9000, .sctp_chunk = 1 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 sctp wrong port denied", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_SCTP, .sport = 7000, .dport = 9001, .sctp_chunk = 1 }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 icmp echo by portless rule", DP_TO_POD, { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_ICMP, .icmp_type = 8, .icmp_id = 7 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 icmp echo without portless rule denied", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_ICMP, .icmp_type = 8, .icmp_id = 7 }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 unrelated icmp error is a portless flow", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_ICMP, .icmp_type = 3, .icmp_code = 4, .inner = &(struct pk_spec){ .src = "10.0.0.2", .dst = "10.9.9.9", .sport = 80, .dport = 1 } }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 gre portless by any-protocol rule", DP_TO_POD, { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = 47 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v4 not isolated egress", DP_FROM_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_A, VAKT_R_NOT_ISOLATED },
+	{ "v4 not isolated ingress", DP_TO_POD, { .src = "10.0.0.3", .dst = "10.0.0.1", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_A, VAKT_R_NOT_ISOLATED },
+	{ "v4 isolated egress allowed", DP_FROM_POD, { .src = "10.0.0.3", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_C, VAKT_R_POLICY_ALLOW },
+	{ "v4 isolated egress to pod denied", DP_FROM_POD, { .src = "10.0.0.3", .dst = "10.0.0.1", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_C, VAKT_R_POLICY_DENIED },
+	{ "v4 node address always allowed", DP_TO_POD, { .src = "10.0.0.254", .dst = "10.0.0.3", .sport = 40000, .dport = 8080, .tcp_flags = PK_TCP_SYN }, NULL, EP_C, VAKT_R_HOST },
+	{ "v4 egress to node always allowed", DP_FROM_POD, { .src = "10.0.0.3", .dst = "10.0.0.254", .proto = IPPROTO_UDP, .sport = 40000, .dport = 53 }, NULL, EP_C, VAKT_R_HOST },
+	{ "v4 pod to itself", DP_TO_POD, { .src = "10.0.0.3", .dst = "10.0.0.3", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_C, VAKT_R_SELF },
+	{ "v4 failed closed endpoint", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.4", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_D, VAKT_R_FAIL_CLOSED },
+	{ "v4 failed closed endpoint egress", DP_FROM_POD, { .src = "10.0.0.4", .dst = "10.0.0.1", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_D, VAKT_R_FAIL_CLOSED },
+	{ "v4 no local endpoint passes", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.7.7.7", .sport = 40000, .dport = 80 }, NULL, 0, VAKT_R_NO_ENDPOINT },
+	{ "v4 no local endpoint passes egress", DP_FROM_POD, { .src = "10.7.7.7", .dst = "10.0.0.2", .sport = 40000, .dport = 80 }, NULL, 0, VAKT_R_NO_ENDPOINT },
+	{ "v4 vlan tagged", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN, .vlan = 1 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "arp always passes", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2" }, mut_arp, 0, VAKT_R_CONTROL },
+	{ "v6 neighbour solicitation passes", DP_TO_POD, ICMP6_NS, NULL, 0, VAKT_R_CONTROL },
+	{ "v6 link-local neighbour advertisement passes", DP_FROM_POD, { .src = "fe80::1", .dst = "fe80::2", .proto = IPPROTO_ICMPV6, .icmp_type = 136 }, NULL, 0, VAKT_R_CONTROL },
+	{ "v6 router advertisement passes egress", DP_FROM_POD, { .src = "fd00::3", .dst = "ff02::1", .proto = IPPROTO_ICMPV6, .icmp_type = 134 }, NULL, 0, VAKT_R_CONTROL },
+	{ "v6 tcp identity allowed", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v6 tcp through extension headers", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN, .v6_ext = 1 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v6 tcp other identity denied", DP_TO_POD, { .src = "fd00::3", .dst = "fd00::2", .sport = 40000, .dport = 80, .tcp_flags = PK_TCP_SYN, .v6_ext = 1 }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v6 udp any peer allowed", DP_TO_POD, { .src = "2001:db8::1", .dst = "fd00::2", .proto = IPPROTO_UDP, .sport = 5353, .dport = 53 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v6 with an ipv4-mapped source is refused", DP_TO_POD, { .src = "::ffff:c0a8:101", .dst = "fd00::2", .sport = 1, .dport = 443, .tcp_flags = PK_TCP_SYN }, NULL, 0, VAKT_R_MALFORMED },
+	{ "v6 sctp allowed", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .proto = IPPROTO_SCTP, .sport = 7000, .dport = 9000, .sctp_chunk = 1 }, NULL, EP_B, VAKT_R_POLICY_ALLOW },
+	{ "v6 icmp echo denied", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .proto = IPPROTO_ICMPV6, .icmp_type = 128, .icmp_id = 1 }, NULL, EP_B, VAKT_R_POLICY_DENIED },
+	{ "v4 later fragment without first", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .frag = PK_FRAG_LATER, .frag_id = 99 }, NULL, EP_B, VAKT_R_FRAG_UNKNOWN },
+	{ "v6 later fragment without first", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .proto = IPPROTO_UDP, .frag = PK_FRAG_LATER, .frag_id = 99 }, NULL, EP_B, VAKT_R_FRAG_UNKNOWN },
+	{ "v4 truncated ip header", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_truncate_ip, 0, VAKT_R_MALFORMED },
+	{ "v6 truncated ip header", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .dport = 80 }, mut_truncate_ip, 0, VAKT_R_MALFORMED },
+	{ "v4 bad ihl", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_ihl4, 0, VAKT_R_MALFORMED },
+	{ "v4 zero total length", DP_FROM_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_totlen0, 0, VAKT_R_MALFORMED },
+	{ "v4 total length beyond packet", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_totlen_long, 0, VAKT_R_MALFORMED },
+	{ "v6 zero payload length", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .dport = 80 }, mut_v6_plen0, 0, VAKT_R_MALFORMED },
+	{ "v6 extension header beyond packet", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .dport = 80, .v6_ext = 1 }, mut_v6_ext_truncated, 0, VAKT_R_MALFORMED },
+	{ "v4 truncated tcp", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_short_l4, EP_B, VAKT_R_MALFORMED },
+	{ "v4 truncated udp egress", DP_FROM_POD, { .src = "10.0.0.3", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .dport = 53 }, mut_short_l4, EP_C, VAKT_R_MALFORMED },
+	{ "v4 truncated sctp", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_SCTP, .dport = 9000 }, mut_short_l4, EP_B, VAKT_R_MALFORMED },
+	{ "v4 truncated icmp", DP_TO_POD, { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_ICMP, .icmp_type = 8 }, mut_short_l4, EP_B, VAKT_R_MALFORMED },
+	{ "v6 truncated tcp", DP_TO_POD, { .src = "fd00::1", .dst = "fd00::2", .dport = 80 }, mut_short_l4, EP_B, VAKT_R_MALFORMED },
+	{ "v4 tcp data offset below 5", DP_TO_POD, { .src = "10.0.0.1", .dst = "10.0.0.2", .dport = 80 }, mut_tcp_doff3, EP_B, VAKT_R_MALFORMED },
+};
+
+static void test_verdict_table(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *r = &rows[i];
+		uint32_t dir = r->prog == DP_TO_POD ? IN : EG;
+		uint8_t buf[PK_MAX];
+		size_t len;
+		uint64_t before = packets(r->ep, dir, r->reason);
+		struct vakt_counter c0, c1;
+		int ret;
+
+		assert_int_equal(dp_clear_map(dp, "ct"), 0);
+		assert_int_equal(dp_clear_map(dp, "frags"), 0);
+		len = pk_build(&r->pkt, buf, sizeof(buf));
+		assert_true(len > 0);
+		if (r->mut)
+			r->mut(buf, &len, &r->pkt);
+		assert_int_equal(dp_counter(dp, r->ep, dir, r->reason, &c0), 0);
+		assert_int_equal(dp_run(dp, r->prog, buf, len, 0, NULL, &ret), 0);
+		assert_int_equal(dp_counter(dp, r->ep, dir, r->reason, &c1), 0);
+		if (c1.packets != before + 1 || c1.bytes != c0.bytes + len)
+			fail_msg("row '%s': counter ep=%u dir=%u reason=%u packets %llu->%llu bytes +%llu (len %zu)",
+				 r->what, r->ep, dir, r->reason, (unsigned long long)before,
+				 (unsigned long long)c1.packets,
+				 (unsigned long long)(c1.bytes - c0.bytes), len);
+		if (ret != (vakt_reason_is_drop(r->reason) ? VAKT_TC_DROP : VAKT_TC_PASS))
+			fail_msg("row '%s': returned %d", r->what, ret);
+	}
+}
+
+/* ---- conntrack ---- */
+
+static struct pk_spec tcp(const char *src, const char *dst, uint16_t sport, uint16_t dport,
+			  uint8_t flags)
+{
+	return (struct pk_spec){ .src = src, .dst = dst, .sport = sport, .dport = dport,
+				 .tcp_flags = flags };
+}
+
+static void test_established_flow_and_its_replies_pass(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec synack = tcp("10.0.0.2", "10.0.0.3", 80, 40000, PK_TCP_SYN | PK_TCP_ACK);
+	struct pk_spec ack = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec rogue = tcp("10.0.0.2", "10.0.0.3", 80, 40001, PK_TCP_SYN | PK_TCP_ACK);
+
+	(void)state;
+	/* C's egress allows B:80; C's ingress allows nothing: the reply still passes. */
+	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &synack, 0, EP_C, IN, VAKT_R_REPLY);
+	expect(DP_FROM_POD, &ack, 0, EP_C, EG, VAKT_R_ESTABLISHED);
+	/* another port pair is no reply of anything */
+	expect(DP_TO_POD, &rogue, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	assert_int_equal(dp_map_count(dp, "ct"), 2);
+}
+
+static void test_sender_egress_never_skips_receiver_ingress(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.3", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.3", 40000, 80, PK_TCP_ACK);
+	int i;
+
+	(void)state;
+	/* A (not isolated) -> C (ingress denies all), both on this node. */
+	expect(DP_FROM_POD, &syn, 0, EP_A, EG, VAKT_R_NOT_ISOLATED);
+	expect(DP_TO_POD, &syn, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	for (i = 0; i < 3; i++) {
+		expect(DP_FROM_POD, &ack, 0, EP_A, EG, VAKT_R_ESTABLISHED);
+		expect(DP_TO_POD, &ack, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	}
+}
+
+static struct vakt_ct_key ct_key(const char *s, const char *d, uint16_t sp, uint16_t dpt,
+				 uint8_t proto, uint32_t ep, uint8_t dir)
+{
+	struct vakt_ct_key k = { .saddr = pk_addr(s), .daddr = pk_addr(d), .sport = htons(sp),
+				 .dport = htons(dpt), .proto = proto, .ep_id = ep, .dir = dir };
+	return k;
+}
+
+static int ct_get(const struct vakt_ct_key *k, struct vakt_ct_val *v)
+{
+	return bpf_map_lookup_elem(dp_map_fd(dp, "ct"), k, v);
+}
+
+static void test_tcp_rst_closes_both_entries(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec rst = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_RST);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_B, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, EP_B, EG);
+	struct vakt_ct_val v;
+
+	(void)state;
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_NEW);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_EST);
+	expect(DP_FROM_POD, &rst, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+	assert_int_equal(ct_get(&rk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+	/* a new SYN on the closed tuple is a new connection: policy decides again */
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_NEW);
+}
+
+static void test_tcp_fin_from_both_sides_closes(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec fin1 = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_FIN | PK_TCP_ACK);
+	struct pk_spec data2 = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_ACK);
+	struct pk_spec fin2 = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_FIN | PK_TCP_ACK);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_B, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, EP_B, EG);
+	struct vakt_ct_val v;
+
+	(void)state;
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &fin1, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_true(v.flags & VAKT_CTF_FIN);
+	assert_int_not_equal(v.state, VAKT_CT_CLOSING);
+	/* half-closed: the other side keeps sending */
+	expect(DP_FROM_POD, &data2, 0, EP_B, EG, VAKT_R_REPLY);
+	expect(DP_FROM_POD, &fin2, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+	assert_int_equal(ct_get(&rk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+}
+
+static void age(const struct vakt_ct_key *k, uint64_t seconds)
+{
+	struct vakt_ct_val v;
+
+	assert_int_equal(ct_get(k, &v), 0);
+	v.last_ns -= seconds * 1000000000ULL;
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ct"), k, &v, BPF_EXIST), 0);
+}
+
+static void test_entries_expire_per_state(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec synack = tcp("10.0.0.2", "10.0.0.3", 80, 40000, PK_TCP_SYN | PK_TCP_ACK);
+	struct pk_spec ack = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec udp = { .src = "10.0.0.3", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+			       .sport = 5000, .dport = 53 };
+	struct pk_spec udprep = { .src = "10.0.0.2", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				  .sport = 53, .dport = 5000 };
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.3", 80, 40000, IPPROTO_TCP, EP_C, IN);
+	struct vakt_ct_key fk = ct_key("10.0.0.3", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_C, EG);
+	struct vakt_ct_key urk = ct_key("10.0.0.2", "10.0.0.3", 53, 5000, IPPROTO_UDP, EP_C, IN);
+
+	(void)state;
+	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	/* an unanswered SYN's entries live 60 s */
+	age(&rk, VAKT_CT_TIMEOUT_TCP_NEW - 5);
+	expect(DP_TO_POD, &synack, 0, EP_C, IN, VAKT_R_REPLY);
+	assert_int_equal(dp_clear_map(dp, "ct"), 0);
+	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	age(&rk, VAKT_CT_TIMEOUT_TCP_NEW + 1);
+	age(&fk, VAKT_CT_TIMEOUT_TCP_NEW + 1);
+	expect(DP_TO_POD, &synack, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	/* established TCP survives an hour of silence */
+	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &synack, 0, EP_C, IN, VAKT_R_REPLY);
+	expect(DP_FROM_POD, &ack, 0, EP_C, EG, VAKT_R_ESTABLISHED);
+	age(&fk, 3600);
+	expect(DP_FROM_POD, &ack, 0, EP_C, EG, VAKT_R_ESTABLISHED);
+	/* UDP: 60 s */
+	expect(DP_FROM_POD, &udp, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &udprep, 0, EP_C, IN, VAKT_R_REPLY);
+	age(&urk, VAKT_CT_TIMEOUT_UDP + 1);
+	expect(DP_TO_POD, &udprep, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+}
+
+static void test_sctp_init_abort(void **state)
+{
+	struct pk_spec init = { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_SCTP,
+				.sport = 7000, .dport = 9000, .sctp_chunk = 1 };
+	struct pk_spec initack = { .src = "10.0.0.2", .dst = "10.0.0.1", .proto = IPPROTO_SCTP,
+				   .sport = 9000, .dport = 7000, .sctp_chunk = 2 };
+	struct pk_spec data = init, abort_ = initack;
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 7000, 9000, IPPROTO_SCTP, EP_B, IN);
+	struct vakt_ct_val v;
+
+	(void)state;
+	data.sctp_chunk = 0;
+	abort_.sctp_chunk = 6;
+	expect(DP_TO_POD, &init, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_NEW);
+	expect(DP_FROM_POD, &initack, 0, EP_B, EG, VAKT_R_REPLY);
+	expect(DP_TO_POD, &data, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_EST);
+	expect(DP_FROM_POD, &abort_, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(ct_get(&fk, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+}
+
+static void test_icmp_echo_reply_passes(void **state)
+{
+	struct pk_spec req = { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_ICMP,
+			       .icmp_type = 8, .icmp_id = 4242 };
+	struct pk_spec rep = { .src = "10.0.0.2", .dst = "10.0.0.5", .proto = IPPROTO_ICMP,
+			       .icmp_type = 0, .icmp_id = 4242 };
+	struct pk_spec rev_req = { .src = "10.0.0.2", .dst = "10.0.0.5", .proto = IPPROTO_ICMP,
+				   .icmp_type = 8, .icmp_id = 4242 };
+
+	(void)state;
+	expect(DP_TO_POD, &req, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_FROM_POD, &rep, 0, EP_B, EG, VAKT_R_REPLY);
+	expect(DP_TO_POD, &req, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	/* an echo request the other way is no reply */
+	expect(DP_FROM_POD, &rev_req, 0, EP_B, EG, VAKT_R_NOT_ISOLATED);
+}
+
+static void test_icmp_errors_of_allowed_flows_are_related(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec inner = tcp("10.0.0.3", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec inner_other = tcp("10.0.0.3", "10.0.0.2", 40000, 81, PK_TCP_ACK);
+	struct pk_spec err = { .src = "9.9.9.9", .dst = "10.0.0.3", .proto = IPPROTO_ICMP,
+			       .icmp_type = 3, .icmp_code = 4, .inner = &inner };
+	struct pk_spec err2 = err;
+	struct pk_spec syn6 = tcp("fd00::3", "fd00::2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec inner6 = tcp("fd00::3", "fd00::2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec ptb = { .src = "2001:db8::9", .dst = "fd00::3", .proto = IPPROTO_ICMPV6,
+			       .icmp_type = 2, .inner = &inner6 };
+	struct pk_spec tx = { .src = "2001:db8::9", .dst = "fd00::3", .proto = IPPROTO_ICMPV6,
+			      .icmp_type = 3, .inner = &inner6 };
+
+	(void)state;
+	err2.inner = &inner_other;
+	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	/* C's ingress denies everything, but the error is about C's own flow */
+	expect(DP_TO_POD, &err, 0, EP_C, IN, VAKT_R_RELATED);
+	expect(DP_TO_POD, &err2, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	expect(DP_FROM_POD, &syn6, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &ptb, 0, EP_C, IN, VAKT_R_RELATED);
+	expect(DP_TO_POD, &tx, 0, EP_C, IN, VAKT_R_RELATED);
+}
+
+static void test_fragments_follow_the_first(void **state)
+{
+	struct pk_spec first = { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+				 .sport = 6000, .dport = 5000, .frag = PK_FRAG_FIRST, .frag_id = 77,
+				 .payload = 100 };
+	struct pk_spec later = first, other = first;
+	struct pk_spec dfirst = first, dlater;
+	struct pk_spec first6 = { .src = "fd00::1", .dst = "fd00::2", .proto = IPPROTO_UDP,
+				  .sport = 6000, .dport = 5000, .frag = PK_FRAG_FIRST,
+				  .frag_id = 0x12345678, .v6_ext = 1 };
+	struct pk_spec later6 = first6;
+
+	(void)state;
+	later.frag = PK_FRAG_LATER;
+	other.frag = PK_FRAG_LATER;
+	other.frag_id = 78;
+	later6.frag = PK_FRAG_LATER;
+	expect(DP_TO_POD, &first, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &later, 0, EP_B, IN, VAKT_R_FRAGMENT);
+	expect(DP_TO_POD, &later, 0, EP_B, IN, VAKT_R_FRAGMENT);
+	expect(DP_TO_POD, &other, 0, EP_B, IN, VAKT_R_FRAG_UNKNOWN);
+	/* a denied first fragment leaves its followers unknown */
+	dfirst.dport = 5001;
+	dfirst.frag_id = 80;
+	dlater = dfirst;
+	dlater.frag = PK_FRAG_LATER;
+	expect(DP_TO_POD, &dfirst, 0, EP_B, IN, VAKT_R_POLICY_DENIED);
+	expect(DP_TO_POD, &dlater, 0, EP_B, IN, VAKT_R_FRAG_UNKNOWN);
+	/* the record is per enforcement point: another endpoint's later fragment is unknown */
+	expect(DP_FROM_POD, &later, 0, EP_A, EG, VAKT_R_FRAG_UNKNOWN);
+	expect(DP_TO_POD, &first6, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &later6, 0, EP_B, IN, VAKT_R_FRAGMENT);
+	/* an established flow's first fragment is recorded too */
+	first.frag_id = 79;
+	later.frag_id = 79;
+	expect(DP_TO_POD, &first, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	expect(DP_TO_POD, &later, 0, EP_B, IN, VAKT_R_FRAGMENT);
+}
+
+static void test_revocation_by_generation(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec rep = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_ACK);
+	struct vakt_policy_key k = { .prefixlen = VAKT_PLEN_FULL, .policy = POL_B_IN, .peer = 256,
+				     .proto = IPPROTO_TCP, .port = htons(80) };
+
+	(void)state;
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	/* a generation bump that revokes nothing keeps the flow */
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	expect(DP_FROM_POD, &rep, 0, EP_B, EG, VAKT_R_REPLY);
+	/* the policy entry goes, the generation moves: the flow is cut, both ways */
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "policy"), &k), 0);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED); /* gen not bumped yet */
+	assert_int_equal(dp_set_gen(dp, 3), 0);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_REVOKED);
+	assert_int_equal(dp_map_count(dp, "ct"), 0);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_POLICY_DENIED);
+	/* a reply entry is re-checked against the flow's own direction */
+	assert_int_equal(dp_put_policy(dp, POL_B_IN, 256, IPPROTO_TCP, 80, VAKT_PLEN_FULL, 101), 0);
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "policy"), &k), 0);
+	assert_int_equal(dp_set_gen(dp, 4), 0);
+	expect(DP_FROM_POD, &rep, 0, EP_B, EG, VAKT_R_REVOKED);
+	assert_int_equal(dp_map_count(dp, "ct"), 0);
+}
+
+static void test_counters_count_packets_and_bytes(void **state)
+{
+	struct pk_spec ok = { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+			      .sport = 1, .dport = 5000, .payload = 200 };
+	struct pk_spec bad = ok;
+	struct vakt_counter c;
+	uint8_t buf[PK_MAX];
+	size_t len = pk_build(&ok, buf, sizeof(buf));
+	int i;
+
+	(void)state;
+	bad.dport = 5001;
+	for (i = 0; i < 10; i++) {
+		run(DP_TO_POD, &ok, 0);
+		run(DP_TO_POD, &bad, 0);
+	}
+	assert_int_equal(dp_counter(dp, EP_B, IN, VAKT_R_POLICY_ALLOW, &c), 0);
+	assert_int_equal(c.packets, 1);
+	assert_int_equal(c.bytes, len);
+	assert_int_equal(dp_counter(dp, EP_B, IN, VAKT_R_ESTABLISHED, &c), 0);
+	assert_int_equal(c.packets, 9);
+	assert_int_equal(c.bytes, 9 * len);
+	assert_int_equal(dp_counter(dp, EP_B, IN, VAKT_R_POLICY_DENIED, &c), 0);
+	assert_int_equal(c.packets, 10);
+	assert_int_equal(c.bytes, 10 * len);
+	/* nothing counted under the other direction or endpoint */
+	assert_int_equal(dp_counter(dp, EP_B, EG, VAKT_R_POLICY_DENIED, &c), 0);
+	assert_int_equal(c.packets, 0);
+	assert_int_equal(dp_counter(dp, EP_A, IN, VAKT_R_POLICY_DENIED, &c), 0);
+	assert_int_equal(c.packets, 0);
+}
+
+/* ---- Services and NAT marks ---- */
+
+static uint32_t mk(uint32_t field)
+{
+	return field << MARK_SHIFT;
+}
+
+static void test_egress_to_unknown_address_is_deferred_with_the_mark(void **state)
+{
+	/* C asks the DNS ClusterIP: nothing decided at C's veth, the mark carries C. */
+	struct pk_spec q = { .src = "10.0.0.3", .dst = "10.96.0.10", .proto = IPPROTO_UDP,
+			     .sport = 33333, .dport = 53 };
+	struct pk_spec q_pod = q;
+	uint64_t before = packets(EP_C, EG, VAKT_R_POLICY_DENIED);
+	struct out o;
+	int i;
+
+	(void)state;
+	q_pod.dst = "10.0.0.1";
+	for (i = 0; i < 2; i++) {
+		o = run(DP_FROM_POD, &q, 0x4000);
+		assert_int_equal(o.ret, VAKT_TC_PASS);
+		assert_int_equal(o.mark, 0x4000 | mk(VAKT_MARK_DEFER | EP_C));
+	}
+	assert_int_equal(packets(EP_C, EG, VAKT_R_POLICY_DENIED), before);
+	/* a known pod is decided at once and our bits are cleared */
+	o = expect(DP_FROM_POD, &q_pod, mk(0xfff), EP_C, EG, VAKT_R_POLICY_DENIED);
+	assert_int_equal(o.mark, 0);
+	/* an unisolated pod never defers */
+	q.src = "10.0.0.1";
+	o = expect(DP_FROM_POD, &q, 0, EP_A, EG, VAKT_R_NOT_ISOLATED);
+	assert_int_equal(o.mark, 0);
+}
+
+static void test_deferred_egress_is_decided_for_the_backend(void **state)
+{
+	/* after DNAT 10.96.0.10:53 -> backend: B is allowed for C, A is not */
+	struct pk_spec to_b = { .src = "10.0.0.3", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+				.sport = 33333, .dport = 53 };
+	struct pk_spec to_a = to_b;
+	struct pk_spec b_reply = { .src = "10.0.0.2", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				   .sport = 53, .dport = 33333 };
+	/* the client sees the reply from the ClusterIP after the reverse NAT */
+	struct pk_spec vip_reply = { .src = "10.96.0.10", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				     .sport = 53, .dport = 33333 };
+	uint32_t m = mk(VAKT_MARK_DEFER | EP_C);
+	struct out o;
+	struct vakt_addr a = pk_addr("10.0.0.3");
+	uint32_t ep = EP_C;
+
+	(void)state;
+	to_a.dst = "10.0.0.1";
+	/* the slot from_pod would have written */
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &ep, &a, BPF_ANY), 0);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_ESTABLISHED);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_POLICY_ALLOW), 1); /* B's ingress: any peer UDP 53 */
+	expect(DP_TO_POD, &to_a, m, EP_C, EG, VAKT_R_POLICY_DENIED);
+	assert_int_equal(packets(EP_A, IN, VAKT_R_NOT_ISOLATED), 0); /* dropped before A's check */
+	/* B's reply gets the REPLY mark for C, so C lets the ClusterIP-sourced reply in */
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, mk(VAKT_MARK_REPLY | EP_C));
+	expect(DP_TO_POD, &vip_reply, o.mark, EP_C, IN, VAKT_R_REPLY);
+	/* without the mark (or with another pod's) C's ingress denies it */
+	expect(DP_TO_POD, &vip_reply, 0, EP_C, IN, VAKT_R_POLICY_DENIED);
+	expect(DP_TO_POD, &vip_reply, mk(VAKT_MARK_REPLY | EP_A), EP_C, IN, VAKT_R_POLICY_DENIED);
+}
+
+static void test_node_egress_checks_masqueraded_traffic(void **state)
+{
+	/* after MASQUERADE the source is the node; the mark still names C */
+	struct pk_spec ok = { .src = "192.0.2.1", .dst = "8.8.8.8", .proto = IPPROTO_UDP,
+			      .sport = 40001, .dport = 53 };
+	struct pk_spec no = ok;
+	struct pk_spec rep = { .src = "8.8.8.8", .dst = "192.0.2.1", .proto = IPPROTO_UDP,
+			       .sport = 53, .dport = 40001 };
+	struct pk_spec demasq = { .src = "8.8.8.8", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				  .sport = 53, .dport = 33333 };
+	struct pk_spec unrelated = rep;
+	uint32_t m = mk(VAKT_MARK_DEFER | EP_C);
+	struct vakt_addr a = pk_addr("10.0.0.3");
+	uint32_t ep = EP_C;
+	struct out o;
+
+	(void)state;
+	no.dst = "1.1.1.1";
+	unrelated.sport = 54;
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &ep, &a, BPF_ANY), 0);
+	/* unmarked traffic is not looked at */
+	o = run(DP_NODE_EGRESS, &no, 0);
+	assert_int_equal(o.ret, VAKT_TC_PASS);
+	expect(DP_NODE_EGRESS, &ok, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	expect(DP_NODE_EGRESS, &no, m, EP_C, EG, VAKT_R_POLICY_DENIED);
+	/* the reply on the uplink is marked for C, then let in after de-masquerade */
+	o = run(DP_NODE_INGRESS, &rep, 0);
+	assert_int_equal(o.ret, VAKT_TC_PASS);
+	assert_int_equal(o.mark, mk(VAKT_MARK_REPLY | EP_C));
+	expect(DP_TO_POD, &demasq, o.mark, EP_C, IN, VAKT_R_REPLY);
+	o = run(DP_NODE_INGRESS, &unrelated, mk(VAKT_MARK_REPLY | EP_C));
+	assert_int_equal(o.mark, 0);
+	/* revocation reaches the node entries too */
+	assert_int_equal(dp_clear_map(dp, "policy"), 0);
+	assert_int_equal(dp_set_gen(dp, 9), 0);
+	o = run(DP_NODE_INGRESS, &rep, 0);
+	assert_int_equal(o.mark, 0);
+	expect(DP_NODE_EGRESS, &ok, m, EP_C, EG, VAKT_R_POLICY_DENIED);
+}
+
+static void test_custom_mark_mask(void **state)
+{
+	struct dp_cfg cfg = { .no_events = 1, .mark_mask = 0x00fff000 };
+	struct vakt_bpf *s;
+	struct pk_spec q = { .src = "10.0.0.3", .dst = "10.96.0.10", .proto = IPPROTO_UDP,
+			     .sport = 33333, .dport = 53 };
+	uint8_t buf[PK_MAX];
+	size_t len = pk_build(&q, buf, sizeof(buf));
+	uint32_t mark;
+	int ret;
+
+	(void)state;
+	assert_int_equal(dp_open(&s, &cfg), 0);
+	setup_cluster(s);
+	assert_int_equal(dp_run(s, DP_FROM_POD, buf, len, 0xff000fff, &mark, &ret), 0);
+	assert_int_equal(ret, VAKT_TC_PASS);
+	assert_int_equal(mark, 0xff000fff | ((VAKT_MARK_DEFER | EP_C) << 12));
+	dp_close(s);
+	/* masks that are not 12 contiguous bits are refused */
+	cfg.mark_mask = 0x0ff0f000;
+	assert_int_not_equal(dp_open(&s, &cfg), 0);
+}
+
+/* ---- drop events ---- */
+
+static void test_drop_events_are_rate_limited(void **state)
+{
+	struct dp_cfg cfg = { .event_rate = 5 };
+	struct pk_spec bad = tcp("10.0.0.1", "10.0.0.2", 40000, 81, PK_TCP_SYN);
+	struct vakt_drop_event ev[64];
+	struct vakt_bpf *s;
+	uint8_t buf[PK_MAX];
+	size_t len = pk_build(&bad, buf, sizeof(buf));
+	struct vakt_addr sa = pk_addr("10.0.0.1"), da = pk_addr("10.0.0.2");
+	int i, n, ret;
+
+	(void)state;
+	assert_int_equal(dp_open(&s, &cfg), 0);
+	setup_cluster(s);
+	for (i = 0; i < 40; i++) {
+		assert_int_equal(dp_run(s, DP_TO_POD, buf, len, 0, NULL, &ret), 0);
+		assert_int_equal(ret, VAKT_TC_DROP);
+	}
+	n = dp_read_events(s, ev, 64);
+	/* the burst is one second's worth (5); the 40 packets take well under a second */
+	assert_true(n >= 5 && n <= 7);
+	assert_memory_equal(&ev[0].saddr, &sa, sizeof(sa));
+	assert_memory_equal(&ev[0].daddr, &da, sizeof(da));
+	assert_int_equal(ntohs(ev[0].sport), 40000);
+	assert_int_equal(ntohs(ev[0].dport), 81);
+	assert_int_equal(ev[0].proto, IPPROTO_TCP);
+	assert_int_equal(ev[0].dir, IN);
+	assert_int_equal(ev[0].reason, VAKT_R_POLICY_DENIED);
+	assert_int_equal(ev[0].ep_id, EP_B);
+	/* allowed traffic produces no event */
+	bad.dport = 80;
+	len = pk_build(&bad, buf, sizeof(buf));
+	sleep(1);
+	assert_int_equal(dp_run(s, DP_TO_POD, buf, len, 0, NULL, &ret), 0);
+	assert_int_equal(ret, VAKT_TC_PASS);
+	assert_int_equal(dp_read_events(s, ev, 64), 0);
+	dp_close(s);
+}
+
+#define T(f) cmocka_unit_test_setup(f, test_setup)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_verdict_table),
+		T(test_established_flow_and_its_replies_pass),
+		T(test_sender_egress_never_skips_receiver_ingress),
+		T(test_tcp_rst_closes_both_entries),
+		T(test_tcp_fin_from_both_sides_closes),
+		T(test_entries_expire_per_state),
+		T(test_sctp_init_abort),
+		T(test_icmp_echo_reply_passes),
+		T(test_icmp_errors_of_allowed_flows_are_related),
+		T(test_fragments_follow_the_first),
+		T(test_revocation_by_generation),
+		T(test_counters_count_packets_and_bytes),
+		T(test_egress_to_unknown_address_is_deferred_with_the_mark),
+		T(test_deferred_egress_is_decided_for_the_backend),
+		T(test_node_egress_checks_masqueraded_traffic),
+		T(test_custom_mark_mask),
+		T(test_drop_events_are_rate_limited),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
