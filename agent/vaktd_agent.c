@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compiler.h"
+#include "dataplane.h"
+#include "dirsource.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "netlink.h"
+#include "reasons.h"
+#include "route.h"
+#include "store.h"
+#include "vaktd_agent.h"
+
+/* Failed attaches and writes are retried at this period. */
+#define RETRY_MS 2000
+
+enum link_role { ROLE_NONE, ROLE_POD, ROLE_UPLINK };
+
+struct vlink {
+	int ifindex;
+	char name[IFNAMSIZ];
+	char kind[32];
+	enum link_role role;
+	int attached;
+};
+
+struct vaktd {
+	struct vaktd_opts o;
+	struct vakt_loop *loop;
+	struct vakt_dataplane *dp;
+	struct vakt_store *store;
+	struct vakt_compiler *comp;
+	struct vakt_dirsource *src;
+	struct vakt_nl *nl;
+	struct vakt_http *http;
+	long retry_timer;
+	int events_fd;
+
+	struct vlink *links;
+	size_t nlinks, cap;
+
+	int started;        /* initial reconcile done: links are attached as they come */
+	int need_reconcile; /* the initial reconcile failed: retry it before any apply */
+	int apply_failed;   /* last write to the maps failed: not ready, retried */
+	int dirty;          /* something changed since the last write */
+	double pending_s;   /* compile time of the batch not yet written */
+
+	struct vakt_histogram compile_hist;
+	uint64_t drop_events;
+	double start_time;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- links ------------------------------------------------------------------ */
+
+static int name_in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+
+		if (len == n && !strncmp(p, name, n))
+			return 1;
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/* See vaktd_agent.h for the rule. */
+static enum link_role link_role(const struct vaktd *d, const char *name, const char *kind)
+{
+	static const char *const tunnels[] = { "vxlan", "geneve", "wireguard", "ipip", "sit",
+					       "gre", "gretap", "ip6tnl", "bond", NULL };
+
+	if (!strcmp(name, "lo"))
+		return ROLE_NONE;
+	if (d->o.uplinks)
+		return name_in_list(d->o.uplinks, name) ? ROLE_UPLINK
+		       : !strcmp(kind, "veth")         ? ROLE_POD
+						       : ROLE_NONE;
+	if (!strcmp(kind, "veth"))
+		return ROLE_POD;
+	if (!*kind)
+		return ROLE_UPLINK; /* a physical device */
+	for (size_t i = 0; tunnels[i]; i++)
+		if (!strcmp(kind, tunnels[i]))
+			return ROLE_UPLINK;
+	return ROLE_NONE;
+}
+
+static struct vlink *link_find(struct vaktd *d, int ifindex)
+{
+	for (size_t i = 0; i < d->nlinks; i++)
+		if (d->links[i].ifindex == ifindex)
+			return &d->links[i];
+	return NULL;
+}
+
+static struct vlink *link_add(struct vaktd *d, int ifindex)
+{
+	if (d->nlinks == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct vlink *n = realloc(d->links, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		d->links = n;
+		d->cap = cap;
+	}
+	d->links[d->nlinks] = (struct vlink){ .ifindex = ifindex };
+	return &d->links[d->nlinks++];
+}
+
+static void link_attach(struct vaktd *d, struct vlink *l)
+{
+	double t0 = now_s();
+	int err;
+
+	if (l->attached || l->role == ROLE_NONE)
+		return;
+	if (l->role == ROLE_POD)
+		err = vakt_dataplane_attach(d->dp, l->ifindex, l->name);
+	else
+		err = vakt_dataplane_attach_uplink(d->dp, l->ifindex, l->name);
+	if (err) {
+		/* -ENODEV: it went away meanwhile; its removal notification follows. */
+		if (err != -ENODEV)
+			log_error("attach failed, will retry", "ifname=%s ifindex=%d role=%s err=%d",
+				  l->name, l->ifindex, l->role == ROLE_POD ? "pod" : "uplink",
+				  err);
+		return;
+	}
+	l->attached = 1;
+	log_info("attached", "ifname=%s ifindex=%d role=%s mode=%s took_us=%.0f", l->name,
+		 l->ifindex, l->role == ROLE_POD ? "pod" : "uplink", vakt_dataplane_mode(d->dp),
+		 (now_s() - t0) * 1e6);
+}
+
+static void link_detach(struct vaktd *d, struct vlink *l)
+{
+	if (!l->attached)
+		return;
+	if (l->role == ROLE_POD)
+		vakt_dataplane_detach(d->dp, l->ifindex, l->name);
+	else
+		vakt_dataplane_detach_uplink(d->dp, l->ifindex, l->name);
+	l->attached = 0;
+}
+
+static void on_link(void *arg, int ifindex, const char *name, const char *kind, int up,
+		    int removed)
+{
+	struct vaktd *d = arg;
+	struct vlink *l = link_find(d, ifindex);
+	enum link_role role;
+
+	(void)up;
+	if (removed) {
+		if (!l)
+			return;
+		log_info("link gone", "ifname=%s ifindex=%d attached=%d", l->name, ifindex,
+			 l->attached);
+		link_detach(d, l);
+		*l = d->links[--d->nlinks];
+		return;
+	}
+	if (!l) {
+		l = link_add(d, ifindex);
+		if (!l) {
+			log_error("out of memory tracking link", "ifname=%s", name);
+			return;
+		}
+		log_debug("link seen", "ifname=%s ifindex=%d kind=%s", name, ifindex,
+			  *kind ? kind : "-");
+	}
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	snprintf(l->kind, sizeof(l->kind), "%s", kind);
+	role = link_role(d, l->name, l->kind);
+	if (role != l->role) {
+		link_detach(d, l);
+		l->role = role;
+	}
+	if (d->started)
+		link_attach(d, l);
+}
+
+static void on_addrs(void *arg, const struct vakt_addr *addrs, size_t n)
+{
+	struct vaktd *d = arg;
+	double t0 = now_s();
+	int err = vakt_compiler_set_host_addrs(d->comp, addrs, n);
+
+	if (err)
+		log_error("cannot record node addresses", "n=%zu err=%d", n, err);
+	log_info("node addresses", "n=%zu", n);
+	d->pending_s += now_s() - t0;
+	d->dirty = 1;
+}
+
+/* --- compile and write ---------------------------------------------------------- */
+
+static int reconcile(struct vaktd *d)
+{
+	double t0 = now_s();
+	int err = vakt_dataplane_reconcile(d->dp, vakt_compiler_tables(d->comp), d->comp);
+
+	d->need_reconcile = err != 0;
+	if (err) {
+		log_error("reconcile failed, will retry", "err=%d", err);
+		return err;
+	}
+	vakt_histogram_observe(&d->compile_hist, d->pending_s + now_s() - t0);
+	d->pending_s = 0;
+	d->dirty = 0;
+	log_info("maps reconciled", "took_ms=%.1f", (now_s() - t0) * 1e3);
+	return 0;
+}
+
+static void apply(struct vaktd *d)
+{
+	struct vakt_tables *t = vakt_compiler_tables(d->comp);
+	size_t journal = vakt_tables_journal_len(t);
+	double t0 = now_s();
+	int err;
+
+	if (d->need_reconcile) {
+		d->apply_failed = reconcile(d) != 0;
+		return;
+	}
+	if (!journal && !d->apply_failed) {
+		/* The changes compiled to nothing the maps hold (e.g. an unrelated label). */
+		d->dirty = 0;
+		d->pending_s = 0;
+		return;
+	}
+	err = vakt_dataplane_apply(d->dp, t, d->comp);
+	d->apply_failed = err != 0;
+	d->dirty = 0;
+	if (err) {
+		log_error("map write failed, will retry", "changes=%zu err=%d", journal, err);
+		return;
+	}
+	vakt_histogram_observe(&d->compile_hist, d->pending_s + now_s() - t0);
+	log_info("applied", "changes=%zu compile_ms=%.2f write_ms=%.2f", journal,
+		 d->pending_s * 1e3, (now_s() - t0) * 1e3);
+	d->pending_s = 0;
+}
+
+/* One write per batch of changes: the loop calls this before it sleeps. */
+static void before_sleep(struct vakt_loop *l, void *arg)
+{
+	struct vaktd *d = arg;
+
+	(void)l;
+	if (d->started && (d->dirty || d->apply_failed || d->need_reconcile))
+		apply(d);
+}
+
+static void on_source(void *arg, unsigned long changed, double seconds)
+{
+	struct vaktd *d = arg;
+
+	log_debug("objects changed", "events=%lu store_ms=%.2f", changed, seconds * 1e3);
+	d->pending_s += seconds;
+	d->dirty = 1;
+}
+
+/* Our programs still on the hooks? Someone may have removed them (tc, bpftool). */
+static int link_still_attached(struct vaktd *d, const struct vlink *l)
+{
+	if (l->role == ROLE_POD)
+		return vakt_dataplane_attached(d->dp, l->ifindex) > 0;
+	return vakt_dataplane_uplink_attached(d->dp, l->ifindex) > 0;
+}
+
+/* Every RETRY_MS: failed attaches again, and programs removed behind our back put back. */
+static void retry(struct vakt_loop *l, void *arg)
+{
+	struct vaktd *d = arg;
+
+	(void)l;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct vlink *k = &d->links[i];
+
+		if (k->attached && !link_still_attached(d, k)) {
+			log_warn("programs missing, attaching again", "ifname=%s ifindex=%d",
+				 k->name, k->ifindex);
+			k->attached = 0;
+		}
+		link_attach(d, k);
+	}
+}
+
+static void log_drop(void *arg, const struct vakt_drop_event *e)
+{
+	struct vaktd *d = arg;
+	char s[64], t[64];
+
+	d->drop_events++;
+	log_debug("drop", "ep_id=%u dir=%s reason=%s proto=%u src=%s sport=%u dst=%s dport=%u",
+		  e->ep_id, vakt_dir_name(e->dir), vakt_reason_name(e->reason), e->proto,
+		  vakt_addr_str(&e->saddr, s, sizeof(s)), ntohs(e->sport),
+		  vakt_addr_str(&e->daddr, t, sizeof(t)), ntohs(e->dport));
+}
+
+static void on_events(struct vakt_loop *l, int fd, uint32_t events, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	vakt_dataplane_events_consume(((struct vaktd *)arg)->dp, log_drop, arg);
+}
+
+/* --- readiness and HTTP ----------------------------------------------------------- */
+
+struct ready_walk {
+	struct vaktd *d;
+	FILE *why;
+	int ok;
+};
+
+static int check_endpoint(void *arg, const void *key, const void *val)
+{
+	struct ready_walk *w = arg;
+	const struct vakt_addr *a = key;
+	const struct vakt_ep_val *ep = val;
+	struct vakt_ep_meta meta = { "?", "?" };
+	struct vlink *l;
+	char buf[64];
+	int oif = vakt_route_oif(a);
+
+	l = oif > 0 ? link_find(w->d, oif) : NULL;
+	if (l && ((l->role == ROLE_POD && l->attached) || !strcmp(l->kind, "bridge")))
+		return 0;
+	vakt_compiler_ep_meta(w->d->comp, ep->ep_id, &meta);
+	w->ok = 0;
+	if (oif <= 0)
+		fprintf(w->why, "pod %s/%s: no route to %s yet\n", meta.ns, meta.name,
+			vakt_addr_str(a, buf, sizeof(buf)));
+	else
+		fprintf(w->why, "pod %s/%s: %s is routed via %s, which carries no vakt programs\n",
+			meta.ns, meta.name, vakt_addr_str(a, buf, sizeof(buf)),
+			l ? l->name : "an unknown interface");
+	return 0;
+}
+
+static int ready(struct vaktd *d, FILE *why)
+{
+	struct ready_walk w = { d, why, 1 };
+	struct vakt_tables *t;
+
+	if (!d->started || d->need_reconcile || d->apply_failed || d->dirty) {
+		fprintf(why, "objects not yet written to the maps\n");
+		return 0;
+	}
+	t = vakt_compiler_tables(d->comp);
+	if (vakt_tables_journal_len(t)) {
+		fprintf(why, "compiled changes not yet written to the maps\n");
+		return 0;
+	}
+	for (size_t i = 0; i < d->nlinks; i++) {
+		if (d->links[i].role != ROLE_NONE && !d->links[i].attached) {
+			fprintf(why, "interface %s: programs not attached\n", d->links[i].name);
+			w.ok = 0;
+		}
+	}
+	vakt_tables_foreach(t, VAKT_T_ENDPOINTS, check_endpoint, &w);
+	return w.ok;
+}
+
+static void fill_metrics(struct vaktd *d, struct vakt_agent_metrics *m)
+{
+	struct vakt_dirsource_stats ss;
+	struct vakt_nl_stats ns = { 0 };
+
+	vakt_dirsource_stats(d->src, &ss);
+	if (d->nl)
+		vakt_nl_stats(d->nl, &ns);
+	*m = (struct vakt_agent_metrics){
+		.dp = d->dp,
+		.comp = d->comp,
+		.compile = &d->compile_hist,
+		.source_reloads = ss.reloads,
+		.source_errors = ss.reload_errors,
+		.source_events = ss.puts + ss.deletes,
+		.nl_events = ns.events,
+		.nl_resyncs = ns.resyncs,
+		.drop_events = d->drop_events,
+		.start_time = d->start_time,
+	};
+	for (size_t i = 0; i < d->nlinks; i++) {
+		if (d->links[i].attached && d->links[i].role == ROLE_POD)
+			m->attached_pod++;
+		else if (d->links[i].attached && d->links[i].role == ROLE_UPLINK)
+			m->attached_uplink++;
+	}
+}
+
+static int http_handler(void *arg, const char *path, FILE *body, const char **ctype)
+{
+	struct vaktd *d = arg;
+	struct vakt_agent_metrics m;
+	FILE *devnull;
+
+	if (!strcmp(path, "/healthz")) {
+		fputs("ok\n", body);
+		return 200;
+	}
+	if (!strcmp(path, "/readyz")) {
+		if (ready(d, body)) {
+			fputs("ready\n", body);
+			return 200;
+		}
+		return 503;
+	}
+	if (!strcmp(path, "/metrics")) {
+		fill_metrics(d, &m);
+		devnull = fopen("/dev/null", "w");
+		m.ready = devnull && ready(d, devnull);
+		if (devnull)
+			fclose(devnull);
+		*ctype = VAKT_METRICS_CONTENT_TYPE;
+		if (vakt_metrics_write_agent(body, &m))
+			log_warn("metrics incomplete", "reason=%s", "datapath read failed");
+		return 200;
+	}
+	fputs("not found: try /healthz, /readyz or /metrics\n", body);
+	return 404;
+}
+
+/* --- lifecycle ---------------------------------------------------------------- */
+
+static int open_source(struct vaktd *d)
+{
+	struct vakt_error verr = { "" };
+	double t0;
+	int err;
+
+	err = vakt_dirsource_open(d->loop, d->o.objects, d->store, on_source, d, &d->src, &verr);
+	if (err) {
+		/* Starting from nothing would wipe what the maps enforce: refuse instead. */
+		log_error("cannot load objects, not starting (enforcement unchanged)",
+			  "objects=%s err=%d", d->o.objects, err);
+		return err;
+	}
+	t0 = now_s();
+	err = vakt_compiler_full(d->comp);
+	if (err) {
+		log_error("compile failed", "err=%d", err);
+		return err;
+	}
+	d->pending_s = now_s() - t0;
+	log_info("compiled", "took_ms=%.1f", d->pending_s * 1e3);
+	return 0;
+}
+
+static int open_dataplane(struct vaktd *d)
+{
+	struct vakt_dataplane_opts dopts = { .bpffs = d->o.bpffs,
+					     .force_clsact = d->o.force_clsact,
+					     .mark_mask = d->o.mark_mask,
+					     .event_rate = d->o.event_rate };
+	struct vakt_compiler_opts copts = { .node = d->o.node };
+	int err = 0;
+
+	d->dp = vakt_dataplane_open(&dopts, &err);
+	if (!d->dp) {
+		log_error("cannot open the dataplane", "bpffs=%s err=%d", d->o.bpffs, err);
+		return err ? err : -EIO;
+	}
+	d->store = vakt_store_new();
+	if (!d->store)
+		return -ENOMEM;
+	d->comp = vakt_compiler_new(d->store, &copts);
+	return d->comp ? 0 : -ENOMEM;
+}
+
+static int open_watchers(struct vaktd *d)
+{
+	struct vakt_nl_cbs cbs = { .arg = d, .link = on_link, .addrs = on_addrs };
+	int err = 0;
+
+	/* Links are only recorded during the dump: attachment follows the reconcile. */
+	d->nl = vakt_nl_open(d->loop, &cbs, &err);
+	if (!d->nl) {
+		log_error("cannot watch links", "err=%d", err);
+		return err ? err : -EIO;
+	}
+	d->events_fd = vakt_dataplane_events_fd(d->dp);
+	if (d->events_fd >= 0)
+		vakt_loop_add_fd(d->loop, d->events_fd, EPOLLIN, on_events, d);
+	d->retry_timer = vakt_loop_add_timer(d->loop, RETRY_MS, RETRY_MS, retry, d);
+	return d->retry_timer < 0 ? (int)d->retry_timer : 0;
+}
+
+int vaktd_start(struct vakt_loop *loop, const struct vaktd_opts *o, struct vaktd **out)
+{
+	static const double bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+					 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+	struct vaktd *d = calloc(1, sizeof(*d));
+	struct timespec rt;
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	d->o = *o;
+	d->loop = loop;
+	d->events_fd = -1;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	d->start_time = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9;
+	vakt_histogram_init(&d->compile_hist, bounds, sizeof(bounds) / sizeof(bounds[0]));
+	err = open_dataplane(d);
+	if (!err)
+		err = open_source(d);
+	if (!err)
+		err = open_watchers(d);
+	if (err)
+		goto fail;
+	/* Make-before-break from here: write what the objects say, then put programs on. */
+	reconcile(d);
+	d->started = 1;
+	for (size_t i = 0; i < d->nlinks; i++)
+		link_attach(d, &d->links[i]);
+	err = vakt_http_open(loop, o->metrics_addr, http_handler, d, &d->http);
+	if (err)
+		goto fail;
+	vakt_loop_set_before_sleep(loop, before_sleep, d);
+	log_info("running", "node=%s mode=%s links=%zu", o->node, vakt_dataplane_mode(d->dp),
+		 d->nlinks);
+	*out = d;
+	return 0;
+fail:
+	vaktd_stop(d, 0);
+	return err;
+}
+
+void vaktd_reload(struct vaktd *d)
+{
+	struct vakt_error verr;
+
+	vakt_dirsource_reload(d->src, &verr);
+}
+
+void vaktd_stop(struct vaktd *d, int cleanup)
+{
+	if (!d)
+		return;
+	vakt_loop_set_before_sleep(d->loop, NULL, NULL);
+	vakt_http_close(d->http);
+	if (d->retry_timer > 0)
+		vakt_loop_cancel_timer(d->loop, d->retry_timer);
+	if (d->events_fd >= 0)
+		vakt_loop_del_fd(d->loop, d->events_fd);
+	if (d->nl)
+		vakt_nl_close(d->nl);
+	vakt_dirsource_close(d->src);
+	if (d->comp)
+		vakt_compiler_free(d->comp);
+	if (d->store)
+		vakt_store_free(d->store);
+	if (d->dp)
+		vakt_dataplane_close(d->dp, cleanup);
+	if (cleanup)
+		log_info("cleaned up", "bpffs=%s", d->o.bpffs);
+	else
+		log_info("enforcement left in place", "bpffs=%s", d->o.bpffs);
+	free(d->links);
+	free(d);
+}
