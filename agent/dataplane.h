@@ -116,6 +116,14 @@ void vakt_dataplane_set_write_hook(struct vakt_dataplane *dp,
 				   void (*hook)(void *arg, const char *map, int del, const void *key),
 				   void *arg);
 
+/*
+ * What the pinned maps hold now (ipcache, endpoints, cidr, policy), read into
+ * out->t (new, unbounded tables): the seed a restarted compiler needs so that
+ * the reconcile never gives an id another meaning (see compiler.h). Call it
+ * after open and before the first reconcile. 0 or -errno (out->t NULL then).
+ */
+int vakt_dataplane_pinned_ids(struct vakt_dataplane *dp, struct vakt_compiler_seed *out);
+
 /* Map fd by name (tests, vakt sim --dataplane); -ENOENT. */
 int vakt_dataplane_map_fd(const struct vakt_dataplane *dp, const char *map);
 /* Program fd by name, e.g. VAKT_PROG_FROM_POD; -ENOENT. */

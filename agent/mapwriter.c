@@ -589,3 +589,58 @@ int vakt_dataplane_reconcile(struct vakt_dataplane *dp, struct vakt_tables *t,
 		 (unsigned long long)dp->entries[VAKT_T_POLICY], err);
 	return err;
 }
+
+/* ---- reading the pinned maps back (restart seed) ---- */
+
+static int read_map(struct vakt_dataplane *dp, enum vakt_table_id id, struct vakt_tables *t)
+{
+	size_t ks = vakt_table_key_size(id), vs = vakt_table_value_size(id);
+	unsigned char cur[64], next[64], val[64];
+	void *prev = NULL;
+	int fd = dp->table_fd[id], err;
+
+	if (ks > sizeof(cur) || vs > sizeof(val))
+		return -E2BIG;
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(cur, next, ks);
+		prev = cur;
+		/* LPM keys: the key exists, so the longest match is exactly it. */
+		if (bpf_map_lookup_elem(fd, cur, val))
+			continue; /* deleted meanwhile: nobody else writes, but be safe */
+		err = vakt_tables_put(t, id, cur, val);
+		if (err)
+			return err;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+static int discard_journal(void *arg, enum vakt_table_id id, const void *key, const void *val)
+{
+	(void)arg;
+	(void)id;
+	(void)key;
+	(void)val;
+	return 0;
+}
+
+int vakt_dataplane_pinned_ids(struct vakt_dataplane *dp, struct vakt_compiler_seed *out)
+{
+	struct vakt_tables *t = vakt_tables_new();
+	int err = t ? 0 : -ENOMEM;
+
+	out->t = NULL;
+	for (int id = 0; !err && id < VAKT_T_COUNT; id++) {
+		vakt_tables_set_limit(t, (enum vakt_table_id)id, 0);
+		err = read_map(dp, (enum vakt_table_id)id, t);
+		if (err)
+			log_error("cannot read pinned map", "map=%s bpffs=%s err=%d",
+				  vakt_table_name((enum vakt_table_id)id), dp->bpffs, err);
+	}
+	if (err) {
+		vakt_tables_free(t);
+		return err;
+	}
+	vakt_tables_drain(t, discard_journal, NULL, NULL);
+	out->t = t;
+	return 0;
+}

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Verdict safety of maps moving from one compile to another; see restartcheck.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "restartcheck.h"
+
+struct probe {
+	uint8_t proto;
+	uint16_t port;
+};
+
+/* Ports the generated clusters use (numbers, ranges, named ports' numbers), and ICMP. */
+static const struct probe probes[] = {
+	{ IPPROTO_TCP, 53 },   { IPPROTO_TCP, 80 },    { IPPROTO_TCP, 81 },
+	{ IPPROTO_TCP, 443 },  { IPPROTO_TCP, 5432 },  { IPPROTO_TCP, 8050 },
+	{ IPPROTO_TCP, 8080 }, { IPPROTO_TCP, 8081 },  { IPPROTO_TCP, 9090 },
+	{ IPPROTO_TCP, 9091 }, { IPPROTO_TCP, 9100 },  { IPPROTO_TCP, 31000 },
+	{ IPPROTO_UDP, 53 },   { IPPROTO_SCTP, 9999 }, { IPPROTO_ICMP, 0 },
+};
+
+static const char *const outside[] = { "8.8.8.8",     "10.1.3.7",   "10.2.200.1",
+				       "172.16.5.5",  "192.168.1.1", "fd00::1:5",
+				       "2001:db8::1" };
+
+struct vakt_rcheck {
+	const struct vakt_tables *a, *b;
+	struct vakt_tables *m;
+	struct vakt_addr *peers;
+	size_t npeers, cap;
+	struct vakt_addr *eps;
+	size_t neps, epcap;
+	size_t writes, violations;
+	char first[512];
+};
+
+static int add_peer(struct vakt_rcheck *rc, const struct vakt_addr *a)
+{
+	for (size_t i = 0; i < rc->npeers; i++)
+		if (!memcmp(&rc->peers[i], a, sizeof(*a)))
+			return 0;
+	if (rc->npeers == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 128;
+		struct vakt_addr *v = realloc(rc->peers, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rc->peers = v;
+		rc->cap = cap;
+	}
+	rc->peers[rc->npeers++] = *a;
+	return 0;
+}
+
+static int peer_cb(void *arg, const void *key, const void *val)
+{
+	(void)val;
+	return add_peer(arg, key);
+}
+
+struct copy {
+	struct vakt_tables *dst;
+	enum vakt_table_id id;
+};
+
+static int copy_cb(void *arg, const void *key, const void *val)
+{
+	struct copy *c = arg;
+
+	return vakt_tables_put(c->dst, c->id, key, val);
+}
+
+static int discard(void *arg, enum vakt_table_id id, const void *key, const void *val)
+{
+	(void)arg;
+	(void)id;
+	(void)key;
+	(void)val;
+	return 0;
+}
+
+struct vakt_rcheck *vakt_rcheck_new(const struct vakt_tables *a, const struct vakt_tables *b,
+				    const struct vakt_tables *start)
+{
+	struct vakt_rcheck *rc = calloc(1, sizeof(*rc));
+	struct vakt_addr x;
+	int err = 0;
+
+	if (!rc)
+		return NULL;
+	rc->a = a;
+	rc->b = b;
+	rc->m = vakt_tables_new();
+	if (!rc->m)
+		goto err;
+	for (int id = 0; id < VAKT_T_COUNT; id++) {
+		struct copy c = { rc->m, (enum vakt_table_id)id };
+
+		vakt_tables_set_limit(rc->m, c.id, 0);
+		err |= vakt_tables_foreach(start, c.id, copy_cb, &c);
+	}
+	vakt_tables_drain(rc->m, discard, NULL, NULL);
+	err |= vakt_tables_foreach(a, VAKT_T_IPCACHE, peer_cb, rc);
+	err |= vakt_tables_foreach(b, VAKT_T_IPCACHE, peer_cb, rc);
+	err |= vakt_tables_foreach(a, VAKT_T_ENDPOINTS, peer_cb, rc);
+	err |= vakt_tables_foreach(b, VAKT_T_ENDPOINTS, peer_cb, rc);
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+		err |= vakt_addr_parse(outside[i], &x, NULL) || add_peer(rc, &x);
+	if (err)
+		goto err;
+	return rc;
+err:
+	vakt_rcheck_free(rc);
+	return NULL;
+}
+
+void vakt_rcheck_free(struct vakt_rcheck *rc)
+{
+	if (!rc)
+		return;
+	vakt_tables_free(rc->m);
+	free(rc->peers);
+	free(rc->eps);
+	free(rc);
+}
+
+/* Allowed, or not enforced here at all (no endpoint record: the datapath passes). */
+static int allows(const struct vakt_tables *t, const struct vakt_addr *self,
+		  const struct vakt_flow *f)
+{
+	struct vakt_verdict v;
+	int r = vakt_tables_verdict(t, self, f, &v);
+
+	return r == -ENOENT ? 1 : r;
+}
+
+static int ep_cb(void *arg, const void *key, const void *val)
+{
+	struct vakt_rcheck *rc = arg;
+
+	(void)val;
+	if (rc->neps == rc->epcap) {
+		size_t cap = rc->epcap ? rc->epcap * 2 : 64;
+		struct vakt_addr *v = realloc(rc->eps, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rc->eps = v;
+		rc->epcap = cap;
+	}
+	rc->eps[rc->neps++] = *(const struct vakt_addr *)key;
+	return 0;
+}
+
+static void violation(struct vakt_rcheck *rc, const struct vakt_addr *self,
+		      const struct vakt_flow *f)
+{
+	char s[64], p[64];
+
+	if (!rc->violations++)
+		snprintf(rc->first, sizeof(rc->first),
+			 "after write %zu: endpoint %s %s peer %s proto %u port %u allowed, "
+			 "but neither before nor after the restart",
+			 rc->writes, vakt_addr_str(self, s, sizeof(s)),
+			 f->dir == VAKT_DIR_EGRESS ? "egress to" : "ingress from",
+			 vakt_addr_str(&f->peer, p, sizeof(p)), f->proto, f->dport);
+}
+
+void vakt_rcheck_now(struct vakt_rcheck *rc)
+{
+	rc->neps = 0;
+	if (vakt_tables_foreach(rc->m, VAKT_T_ENDPOINTS, ep_cb, rc)) {
+		rc->violations++;
+		snprintf(rc->first, sizeof(rc->first), "out of memory in the checker");
+		return;
+	}
+	for (size_t e = 0; e < rc->neps; e++) {
+		for (size_t p = 0; p < rc->npeers; p++) {
+			for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
+				for (uint8_t dir = 0; dir < VAKT_DIR_MAX; dir++) {
+					struct vakt_flow f = { .peer = rc->peers[p],
+							       .dport = probes[k].port,
+							       .proto = probes[k].proto,
+							       .dir = dir };
+
+					if (allows(rc->m, &rc->eps[e], &f) &&
+					    !allows(rc->a, &rc->eps[e], &f) &&
+					    !allows(rc->b, &rc->eps[e], &f))
+						violation(rc, &rc->eps[e], &f);
+				}
+			}
+		}
+	}
+}
+
+void vakt_rcheck_write(struct vakt_rcheck *rc, enum vakt_table_id id, const void *key,
+		       const void *val)
+{
+	rc->writes++;
+	if (val)
+		vakt_tables_put(rc->m, id, key, val);
+	else
+		vakt_tables_del(rc->m, id, key);
+	vakt_tables_drain(rc->m, discard, NULL, NULL);
+	vakt_rcheck_now(rc);
+}
+
+const struct vakt_tables *vakt_rcheck_mirror(const struct vakt_rcheck *rc)
+{
+	return rc->m;
+}
+
+size_t vakt_rcheck_violations(const struct vakt_rcheck *rc)
+{
+	return rc->violations;
+}
+
+size_t vakt_rcheck_writes(const struct vakt_rcheck *rc)
+{
+	return rc->writes;
+}
+
+const char *vakt_rcheck_first(const struct vakt_rcheck *rc)
+{
+	return rc->first;
+}
+
+/* --- the reconcile order of agent/mapwriter.c, in userspace ------------------------ */
+
+struct keys {
+	unsigned char *v;
+	size_t n, cap, ksz;
+};
+
+static int key_cb(void *arg, const void *key, const void *val)
+{
+	struct keys *k = arg;
+
+	(void)val;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 256;
+		unsigned char *v = realloc(k->v, cap * k->ksz);
+
+		if (!v)
+			return -ENOMEM;
+		k->v = v;
+		k->cap = cap;
+	}
+	memcpy(k->v + k->n++ * k->ksz, key, k->ksz);
+	return 0;
+}
+
+static void collect(const struct vakt_tables *t, enum vakt_table_id id, struct keys *k)
+{
+	k->n = 0;
+	k->ksz = vakt_table_key_size(id);
+	vakt_tables_foreach(t, id, key_cb, k);
+}
+
+size_t vakt_rcheck_reconcile(struct vakt_rcheck *rc, const struct vakt_tables *b)
+{
+	static const enum vakt_table_id puts[] = { VAKT_T_POLICY, VAKT_T_CIDR, VAKT_T_IPCACHE,
+						   VAKT_T_ENDPOINTS };
+	static const enum vakt_table_id dels[] = { VAKT_T_ENDPOINTS, VAKT_T_IPCACHE, VAKT_T_CIDR,
+						   VAKT_T_POLICY };
+	struct keys k = { 0 };
+	size_t before = rc->writes, i, j;
+
+	for (i = 0; i < 4; i++) {
+		size_t vsz = vakt_table_value_size(puts[i]);
+
+		collect(b, puts[i], &k);
+		for (j = 0; j < k.n; j++) {
+			const void *key = k.v + j * k.ksz;
+			const void *want = vakt_tables_get(b, puts[i], key);
+			const void *have = vakt_tables_get(rc->m, puts[i], key);
+
+			if (!have || memcmp(have, want, vsz))
+				vakt_rcheck_write(rc, puts[i], key, want);
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		collect(rc->m, dels[i], &k);
+		for (j = 0; j < k.n; j++)
+			if (!vakt_tables_get(b, dels[i], k.v + j * k.ksz))
+				vakt_rcheck_write(rc, dels[i], k.v + j * k.ksz, NULL);
+	}
+	free(k.v);
+	return rc->writes - before;
+}
