@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 
 #include "compiler.h"
 #include "dataplane.h"
+#include "flowsrv.h"
+#include "kube.h"
 #include "metrics.h"
 #include "reasons.h"
 #include "vakt/datapath.h"
@@ -160,7 +163,7 @@ static int write_counter(void *arg, uint32_t ep_id, int dir, int reason, uint64_
 	if (vakt_reason_is_drop((uint32_t)reason) != w->drops)
 		return 0;
 	/* ep_id 0 (no local endpoint) and ids the compiler no longer knows stay unnamed. */
-	if (ep_id)
+	if (ep_id && w->comp)
 		vakt_compiler_ep_meta(w->comp, ep_id, &meta);
 	vakt_metric_u64(w->f, name, l, 4, w->bytes ? bytes : packets);
 	return 0;
@@ -225,6 +228,74 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 	vakt_metric_u64(f, name, NULL, 0, v);
 }
 
+/* Every resource x type from the start, so that rate() sees the first event. */
+static void write_kube(FILE *f, const struct vakt_kube_stats *k, int synced)
+{
+	struct vakt_metric_label l[2] = { { "resource", NULL }, { "type", NULL } };
+	static const struct {
+		const char *kind;
+		size_t off;
+	} errs[] = {
+		{ "http", offsetof(struct vakt_kube_stats, http_errors) },
+		{ "transport", offsetof(struct vakt_kube_stats, transport_errors) },
+		{ "malformed", offsetof(struct vakt_kube_stats, malformed) },
+	};
+	struct vakt_metric_label kind = { "kind", NULL };
+
+	vakt_metric_family(f, "vakt_watch_events_total", "counter",
+			   "Watch events received from the API server, by resource and type.");
+	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
+		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
+		for (int e = 0; e < VAKT_KUBE_NEV; e++) {
+			l[1].value = vakt_kube_event_name((enum vakt_kube_event)e);
+			vakt_metric_u64(f, "vakt_watch_events_total", l, 2, k->events[r][e]);
+		}
+	}
+	vakt_metric_family(f, "vakt_watch_restarts_total", "counter",
+			   "Watches started again (stream ended, cut, expired or failed).");
+	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
+		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
+		vakt_metric_u64(f, "vakt_watch_restarts_total", l, 1, k->restarts[r]);
+	}
+	vakt_metric_family(f, "vakt_watch_relists_total", "counter",
+			   "Lists after the first one (410 Gone: history compacted).");
+	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
+		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
+		vakt_metric_u64(f, "vakt_watch_relists_total", l, 1, k->relists[r]);
+	}
+	vakt_metric_family(f, "vakt_api_objects_rejected_total", "counter",
+			   "Objects the decoder rejected (the previous version was kept).");
+	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
+		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
+		vakt_metric_u64(f, "vakt_api_objects_rejected_total", l, 1, k->decode_errors[r]);
+	}
+	vakt_metric_family(f, "vakt_api_errors_total", "counter",
+			   "Failed API requests: non-200 responses, connection failures and cut "
+			   "streams, malformed watch events.");
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		kind.value = errs[i].kind;
+		vakt_metric_u64(f, "vakt_api_errors_total", &kind, 1,
+				*(const uint64_t *)((const char *)k + errs[i].off));
+	}
+	counter(f, "vakt_api_token_reloads_total", "Service account token file read again.",
+		k->token_reloads);
+	gauge(f, "vakt_api_synced", "1 once the first list of every resource is in the store.",
+	      (uint64_t)!!synced);
+}
+
+static void write_flows(FILE *f, const struct vakt_flowsrv_stats *s)
+{
+	struct vakt_flowsrv_stats z = { 0 };
+
+	if (!s)
+		s = &z;
+	gauge(f, "vakt_flow_subscribers", "Clients following drop events (vakt flows) now.",
+	      s->clients);
+	counter(f, "vakt_flow_events_lost_total",
+		"Drop event copies not delivered to a flows subscriber that read too slowly.",
+		s->lost);
+}
+
 int vakt_metrics_write_agent(FILE *f, const struct vakt_agent_metrics *m)
 {
 	struct vakt_compiler_stats cs = { 0 };
@@ -254,10 +325,14 @@ int vakt_metrics_write_agent(FILE *f, const struct vakt_agent_metrics *m)
 	gauge(f, "vakt_fail_closed_endpoints", "Endpoints failed closed by the map writer.",
 	      ds.fail_closed);
 	gauge(f, "vakt_policy_generation", "Current policy generation (state.gen).", ds.gen);
-	counter(f, "vakt_source_reloads_total", "Manifest loads applied to the store.",
-		m->source_reloads);
-	counter(f, "vakt_source_reload_errors_total",
-		"Manifest loads rejected (the last good state was kept).", m->source_errors);
+	if (m->kube) {
+		write_kube(f, m->kube, m->kube_synced);
+	} else {
+		counter(f, "vakt_source_reloads_total", "Manifest loads applied to the store.",
+			m->source_reloads);
+		counter(f, "vakt_source_reload_errors_total",
+			"Manifest loads rejected (the last good state was kept).", m->source_errors);
+	}
 	counter(f, "vakt_source_events_total", "Object changes (puts and deletes) from the source.",
 		m->source_events);
 	counter(f, "vakt_netlink_events_total", "rtnetlink notifications handled.", m->nl_events);
@@ -270,6 +345,7 @@ int vakt_metrics_write_agent(FILE *f, const struct vakt_agent_metrics *m)
 		m->attach_errors + ds.attach_errors);
 	counter(f, "vakt_drop_events_total", "Drop events read from the ring buffer.",
 		m->drop_events);
+	write_flows(f, m->flows);
 	gauge(f, "vakt_ready", "1 when /readyz reports ready.", (uint64_t)!!m->ready);
 	vakt_metric_family(f, "vakt_agent_start_time_seconds", "gauge",
 			   "Start time of this agent since the epoch; changes on restart.");

@@ -55,15 +55,25 @@ void vakt_histogram_write(FILE *f, const char *name, const struct vakt_histogram
  */
 struct vakt_dataplane;
 struct vakt_compiler;
+struct vakt_kube_stats;
+struct vakt_flowsrv_stats;
 
 struct vakt_agent_metrics {
 	struct vakt_dataplane *dp;
-	const struct vakt_compiler *comp;
+	const struct vakt_compiler *comp; /* NULL until the first compile */
 	const struct vakt_histogram *compile;
+	/*
+	 * The source: kube != NULL for the Kubernetes API (the vakt_watch_* and
+	 * vakt_api_* families, every label combination present from the start);
+	 * NULL for the manifest directory (source_reloads and source_errors).
+	 */
+	const struct vakt_kube_stats *kube;
+	int kube_synced;
 	uint64_t source_reloads, source_errors, source_events;
 	uint64_t nl_events, nl_resyncs;
 	uint64_t attached_pod, attached_uplink, attach_errors;
 	uint64_t drop_events;
+	const struct vakt_flowsrv_stats *flows; /* NULL: no flows socket (zeros) */
 	int ready;
 	double start_time; /* unix seconds */
 };

@@ -2,10 +2,12 @@
 /*
  * vaktd.c - the node agent: flags, wiring and signals.
  *
- *   source (--objects DIR) -> store -> compiler -> dataplane (pinned maps)
+ *   source (--objects DIR, or the Kubernetes API: --kubeconfig FILE or
+ *           in-cluster)    -> store -> compiler -> dataplane (pinned maps)
  *   rtnetlink links        -> attach to every veth, uplinks (--uplink)
  *   rtnetlink addresses    -> the node's addresses in the compiler
  *   HTTP (--metrics-addr)  -> /healthz, /readyz, /metrics
+ *   ring buffer            -> drop events on the flows socket (vakt flows)
  *
  * Everything runs in one event loop. Changes are batched: sources and
  * netlink only mark the agent dirty, and the loop's before-sleep hook
@@ -21,16 +23,23 @@
 #include <unistd.h>
 
 #include "dataplane.h" /* VAKT_BPFFS_DEFAULT */
+#include "flowsrv.h"   /* VAKT_FLOWS_SOCKET_DEFAULT */
+#include "kube.h"      /* VAKT_KUBE_SA_DIR */
 #include "log.h"
 #include "loop.h"
 #include "vaktd_agent.h"
 
 static const char usage_text[] =
-	"usage: vaktd --objects DIR --node NAME [options]\n"
+	"usage: vaktd [--kubeconfig FILE | --objects DIR] --node NAME [options]\n"
 	"\n"
-	"The vakt node agent: enforces the NetworkPolicies of the manifests in DIR on the\n"
-	"pods of node NAME with eBPF programs on their veths.\n"
+	"The vakt node agent: enforces the cluster's NetworkPolicies on the pods of node NAME\n"
+	"with eBPF programs on their veths. Objects come from the Kubernetes API (in-cluster\n"
+	"configuration unless --kubeconfig) or from a directory of manifests (--objects).\n"
 	"\n"
+	"  --kubeconfig FILE      API server, CA and credentials from a kubeconfig\n"
+	"  --kube-context NAME    kubeconfig context (default: its current-context)\n"
+	"  --service-account-dir DIR  in-cluster token and ca.crt\n"
+	"                         (default " VAKT_KUBE_SA_DIR ")\n"
 	"  --objects DIR          directory of Kubernetes manifests (YAML/JSON), reloaded on change\n"
 	"  --node NAME            this node's name (spec.nodeName of local pods); default $NODE_NAME\n"
 	"  --bpffs DIR            pin directory for maps and links (default " VAKT_BPFFS_DEFAULT ")\n"
@@ -40,6 +49,11 @@ static const char usage_text[] =
 	"  --force-clsact         attach with clsact even where tcx is available\n"
 	"  --mark-mask HEX        skb mark bits vakt may use (12 contiguous bits, default 0x0fff0000)\n"
 	"  --drop-event-rate N    drop events per second per CPU (default 1000, 0 = none)\n"
+	"  --flows-socket PATH    drop events for vakt flows (default " VAKT_FLOWS_SOCKET_DEFAULT ",\n"
+	"                         '' = none)\n"
+	"  --debug-endpoints      serve /debug/tables (pinned maps vs compiled tables)\n"
+	"  --dump-tables          no BPF: compile the source's objects for NAME, print the\n"
+	"                         canonical tables and exit\n"
 	"  --cleanup              on exit, detach the programs and remove the pinned maps\n"
 	"  --log-level L          error, warn, info (default), debug\n"
 	"  --version, --help\n";
@@ -55,6 +69,12 @@ enum {
 	OPT_EVRATE,
 	OPT_CLEANUP,
 	OPT_LOGLEVEL,
+	OPT_KUBECONFIG,
+	OPT_KUBECTX,
+	OPT_SADIR,
+	OPT_FLOWS,
+	OPT_DEBUG,
+	OPT_DUMP,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -68,7 +88,7 @@ static int parse_uint(const char *s, int base, unsigned long max, unsigned long 
 	return (!*s || *end || errno || *out > max || *s == '-') ? -EINVAL : 0;
 }
 
-static int parse_args(int argc, char **argv, struct vaktd_opts *o)
+static int parse_args(int argc, char **argv, struct vaktd_opts *o, int *dump)
 {
 	static const struct option opts[] = {
 		{ "objects", required_argument, NULL, OPT_OBJECTS },
@@ -81,6 +101,12 @@ static int parse_args(int argc, char **argv, struct vaktd_opts *o)
 		{ "drop-event-rate", required_argument, NULL, OPT_EVRATE },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+		{ "kube-context", required_argument, NULL, OPT_KUBECTX },
+		{ "service-account-dir", required_argument, NULL, OPT_SADIR },
+		{ "flows-socket", required_argument, NULL, OPT_FLOWS },
+		{ "debug-endpoints", no_argument, NULL, OPT_DEBUG },
+		{ "dump-tables", no_argument, NULL, OPT_DUMP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -91,6 +117,7 @@ static int parse_args(int argc, char **argv, struct vaktd_opts *o)
 	o->node = getenv("NODE_NAME");
 	o->bpffs = VAKT_BPFFS_DEFAULT;
 	o->metrics_addr = "0.0.0.0:9964";
+	o->flows_socket = VAKT_FLOWS_SOCKET_DEFAULT;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_OBJECTS: o->objects = optarg; break;
@@ -116,6 +143,12 @@ static int parse_args(int argc, char **argv, struct vaktd_opts *o)
 			o->event_rate = v ? (int)v : -1;
 			break;
 		case OPT_CLEANUP: o->cleanup = 1; break;
+		case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
+		case OPT_KUBECTX: o->kube_context = optarg; break;
+		case OPT_SADIR: o->sa_dir = optarg; break;
+		case OPT_FLOWS: o->flows_socket = optarg; break;
+		case OPT_DEBUG: o->debug_endpoints = 1; break;
+		case OPT_DUMP: *dump = 1; break;
 		case OPT_LOGLEVEL:
 			lvl = vakt_log_parse_level(optarg);
 			if (lvl < 0) {
@@ -133,8 +166,18 @@ static int parse_args(int argc, char **argv, struct vaktd_opts *o)
 		fprintf(stderr, "vaktd: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (!o->objects) {
-		fprintf(stderr, "vaktd: --objects DIR is required (the only source so far)\n");
+	if (o->objects && (o->kubeconfig || o->kube_context || o->sa_dir)) {
+		fprintf(stderr, "vaktd: --objects and the Kubernetes API options (--kubeconfig, "
+				"--kube-context, --service-account-dir) are mutually exclusive\n");
+		return -EINVAL;
+	}
+	if (o->kube_context && !o->kubeconfig) {
+		fprintf(stderr, "vaktd: --kube-context needs --kubeconfig\n");
+		return -EINVAL;
+	}
+	if (o->sa_dir && o->kubeconfig) {
+		fprintf(stderr, "vaktd: --service-account-dir is for the in-cluster configuration, "
+				"not with --kubeconfig\n");
 		return -EINVAL;
 	}
 	if (!o->node || !*o->node) {
@@ -143,6 +186,9 @@ static int parse_args(int argc, char **argv, struct vaktd_opts *o)
 	}
 	return 0;
 }
+
+/* --dump-tables waits this long for the first complete list from the API server. */
+#define DUMP_TIMEOUT_S 60
 
 /* SIGTERM/SIGINT stop the loop; SIGHUP reloads the source. */
 static void on_signal(struct vakt_loop *l, int fd, uint32_t events, void *arg)
@@ -179,18 +225,46 @@ static int block_signals(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* --dump-tables: the compiled tables on stdout, logs on stderr. */
+static int dump_tables(const struct vaktd_opts *o)
+{
+	struct vakt_loop *loop = vakt_loop_new();
+	int err;
+
+	if (!loop)
+		return 1;
+	err = vaktd_dump_tables(loop, o, stdout, DUMP_TIMEOUT_S);
+	vakt_loop_free(loop);
+	if (fflush(stdout))
+		err = err ? err : -EIO;
+	if (err)
+		log_error("dump failed", "err=%d", err);
+	return err ? 1 : 0;
+}
+
+static const char *source_name(const struct vaktd_opts *o)
+{
+	if (o->objects)
+		return "objects";
+	return o->kubeconfig ? "kubeconfig" : "in-cluster";
+}
+
 int main(int argc, char **argv)
 {
 	struct vaktd_opts opts = { 0 };
 	struct vakt_loop *loop;
 	struct vaktd *d = NULL;
-	int err, sigfd;
+	int err, sigfd, dump = 0;
 
-	if (parse_args(argc, argv, &opts))
+	if (parse_args(argc, argv, &opts, &dump))
 		return 2;
 	vakt_log_hook_libbpf();
-	log_info("starting", "version=%s node=%s objects=%s bpffs=%s pid=%d", VAKT_VERSION,
-		 opts.node, opts.objects, opts.bpffs, (int)getpid());
+	if (dump)
+		return dump_tables(&opts);
+	log_info("starting", "version=%s node=%s source=%s from=%s bpffs=%s pid=%d", VAKT_VERSION,
+		 opts.node, source_name(&opts),
+		 opts.objects ? opts.objects : opts.kubeconfig ? opts.kubeconfig : "-",
+		 opts.bpffs, (int)getpid());
 	sigfd = block_signals();
 	if (sigfd < 0) {
 		log_error("cannot set up signals", "err=%d", sigfd);

@@ -9,7 +9,9 @@
 #include "compiler.h"
 #include "dataplane.h"
 #include "dirsource.h"
+#include "flowsrv.h"
 #include "http.h"
+#include "kube.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -37,17 +39,27 @@ struct vaktd {
 	struct vakt_loop *loop;
 	struct vakt_dataplane *dp;
 	struct vakt_store *store;
-	struct vakt_compiler *comp;
-	struct vakt_dirsource *src;
+	struct vakt_compiler *comp; /* created once the source has its first full state */
+	struct vakt_dirsource *src; /* one source: the directory or the API */
+	struct vakt_kube *kube;
 	struct vakt_nl *nl;
 	struct vakt_http *http;
+	struct vakt_flowsrv *flows;
 	long retry_timer;
 	int events_fd;
+
+	/* The node's addresses, kept for a compiler created after netlink reported them. */
+	struct vakt_addr *host_addrs;
+	size_t nhost_addrs;
 
 	struct vlink *links;
 	size_t nlinks, cap;
 
 	int started;        /* initial reconcile done: links are attached as they come */
+	int live_failed;    /* the first compile failed: retried by the retry timer */
+	int seed_tried;     /* the pinned maps' ids were offered to the compiler */
+	int seeded;         /* the compiler holds them until a reconcile succeeds */
+	double sync_t0;     /* when the source was opened */
 	int need_reconcile; /* the initial reconcile failed: retry it before any apply */
 	int apply_failed;   /* last write to the maps failed: not ready, retried */
 	int dirty;          /* something changed since the last write */
@@ -205,11 +217,24 @@ static void on_addrs(void *arg, const struct vakt_addr *addrs, size_t n)
 {
 	struct vaktd *d = arg;
 	double t0 = now_s();
-	int err = vakt_compiler_set_host_addrs(d->comp, addrs, n);
+	struct vakt_addr *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+	int err;
 
+	if (n && !copy) {
+		log_error("out of memory recording node addresses", "n=%zu", n);
+		return;
+	}
+	if (n)
+		memcpy(copy, addrs, n * sizeof(*copy));
+	free(d->host_addrs);
+	d->host_addrs = copy;
+	d->nhost_addrs = n;
+	log_info("node addresses", "n=%zu", n);
+	if (!d->comp)
+		return; /* handed over when the compiler is created */
+	err = vakt_compiler_set_host_addrs(d->comp, addrs, n);
 	if (err)
 		log_error("cannot record node addresses", "n=%zu err=%d", n, err);
-	log_info("node addresses", "n=%zu", n);
 	d->pending_s += now_s() - t0;
 	d->dirty = 1;
 }
@@ -230,7 +255,39 @@ static int reconcile(struct vaktd *d)
 	d->pending_s = 0;
 	d->dirty = 0;
 	log_info("maps reconciled", "took_ms=%.1f", (now_s() - t0) * 1e3);
+	if (d->seeded) {
+		/* The maps now mean what the compiler means: its ids are free to move on. */
+		vakt_compiler_release_seed(d->comp);
+		d->seeded = 0;
+	}
 	return 0;
+}
+
+/*
+ * The first full compile reuses the ids the pinned maps already hold, so
+ * that the reconcile never gives an id another meaning (compiler.h). Without
+ * a seed the compile is still correct, only the reconcile is not gap-free
+ * for an id that changes meaning: worth an error in the log, not a refusal
+ * to enforce.
+ */
+static void seed_compiler(struct vaktd *d)
+{
+	struct vakt_compiler_seed seed = { 0 };
+	int err;
+
+	if (d->seed_tried)
+		return;
+	d->seed_tried = 1;
+	err = vakt_dataplane_pinned_ids(d->dp, &seed);
+	if (!err && seed.t)
+		err = vakt_compiler_seed(d->comp, &seed);
+	if (err) {
+		vakt_compiler_seed_free(&seed);
+		log_error("cannot seed the compiler with the pinned maps' ids, compiling without",
+			  "err=%d", err);
+		return;
+	}
+	d->seeded = 1;
 }
 
 static void apply(struct vaktd *d)
@@ -263,13 +320,69 @@ static void apply(struct vaktd *d)
 	d->pending_s = 0;
 }
 
+static int source_synced(const struct vaktd *d)
+{
+	return d->kube ? vakt_kube_synced(d->kube) : d->src != NULL;
+}
+
+/*
+ * The source has its first complete state: one full compile, then the
+ * pinned maps are reconciled with it (make-before-break), then programs go
+ * on. Never earlier: reconciling from a partial or empty store would delete
+ * what the maps enforce.
+ */
+static int go_live(struct vaktd *d)
+{
+	struct vakt_compiler_opts copts = { .node = d->o.node };
+	double t0 = now_s();
+	int err;
+
+	if (!d->comp) {
+		d->comp = vakt_compiler_new(d->store, &copts);
+		if (!d->comp) {
+			log_error("cannot create the compiler", "err=%d", -ENOMEM);
+			return -ENOMEM;
+		}
+	}
+	seed_compiler(d);
+	if (d->nhost_addrs) {
+		err = vakt_compiler_set_host_addrs(d->comp, d->host_addrs, d->nhost_addrs);
+		if (err)
+			log_error("cannot record node addresses", "n=%zu err=%d", d->nhost_addrs,
+				  err);
+	}
+	err = vakt_compiler_full(d->comp);
+	if (err) {
+		log_error("compile failed", "err=%d", err);
+		return err;
+	}
+	d->pending_s = now_s() - t0;
+	log_info("compiled", "took_ms=%.1f namespaces=%zu pods=%zu policies=%zu",
+		 d->pending_s * 1e3, vakt_store_count_namespaces(d->store),
+		 vakt_store_count_pods(d->store), vakt_store_count_policies(d->store));
+	/* Make-before-break from here: write what the objects say, then put programs on. */
+	reconcile(d);
+	d->started = 1;
+	for (size_t i = 0; i < d->nlinks; i++)
+		link_attach(d, &d->links[i]);
+	log_info("running", "node=%s source=%s mode=%s links=%zu sync_ms=%.0f", d->o.node,
+		 d->kube ? "kubernetes" : "objects", vakt_dataplane_mode(d->dp), d->nlinks,
+		 (now_s() - d->sync_t0) * 1e3);
+	return 0;
+}
+
 /* One write per batch of changes: the loop calls this before it sleeps. */
 static void before_sleep(struct vakt_loop *l, void *arg)
 {
 	struct vaktd *d = arg;
 
 	(void)l;
-	if (d->started && (d->dirty || d->apply_failed || d->need_reconcile))
+	if (!d->started) {
+		if (!d->live_failed && source_synced(d))
+			d->live_failed = go_live(d) != 0;
+		return;
+	}
+	if (d->dirty || d->apply_failed || d->need_reconcile)
 		apply(d);
 }
 
@@ -296,6 +409,11 @@ static void retry(struct vakt_loop *l, void *arg)
 	struct vaktd *d = arg;
 
 	(void)l;
+	if (!d->started) {
+		/* Nothing attached before the first reconcile; a failed first compile again. */
+		d->live_failed = 0;
+		return;
+	}
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct vlink *k = &d->links[i];
 
@@ -308,12 +426,16 @@ static void retry(struct vakt_loop *l, void *arg)
 	}
 }
 
-static void log_drop(void *arg, const struct vakt_drop_event *e)
+static void on_drop(void *arg, const struct vakt_drop_event *e)
 {
 	struct vaktd *d = arg;
+	struct vakt_ep_meta meta;
+	int named = d->comp && e->ep_id && !vakt_compiler_ep_meta(d->comp, e->ep_id, &meta);
 	char s[64], t[64];
 
 	d->drop_events++;
+	if (d->flows)
+		vakt_flowsrv_publish(d->flows, e, named ? meta.ns : NULL, named ? meta.name : NULL);
 	log_debug("drop", "ep_id=%u dir=%s reason=%s proto=%u src=%s sport=%u dst=%s dport=%u",
 		  e->ep_id, vakt_dir_name(e->dir), vakt_reason_name(e->reason), e->proto,
 		  vakt_addr_str(&e->saddr, s, sizeof(s)), ntohs(e->sport),
@@ -325,7 +447,7 @@ static void on_events(struct vakt_loop *l, int fd, uint32_t events, void *arg)
 	(void)l;
 	(void)fd;
 	(void)events;
-	vakt_dataplane_events_consume(((struct vaktd *)arg)->dp, log_drop, arg);
+	vakt_dataplane_events_consume(((struct vaktd *)arg)->dp, on_drop, arg);
 }
 
 /* --- readiness and HTTP ----------------------------------------------------------- */
@@ -366,6 +488,12 @@ static int ready(struct vaktd *d, FILE *why)
 	struct ready_walk w = { d, why, 1 };
 	struct vakt_tables *t;
 
+	if (!d->started && !source_synced(d)) {
+		fprintf(why, d->kube ? "waiting for the first list of namespaces, pods and "
+				       "networkpolicies from the API server\n"
+				     : "objects not loaded yet\n");
+		return 0;
+	}
 	if (!d->started || d->need_reconcile || d->apply_failed || d->dirty) {
 		fprintf(why, "objects not yet written to the maps\n");
 		return 0;
@@ -385,24 +513,33 @@ static int ready(struct vaktd *d, FILE *why)
 	return w.ok;
 }
 
-static void fill_metrics(struct vaktd *d, struct vakt_agent_metrics *m)
+static void fill_metrics(struct vaktd *d, struct vakt_agent_metrics *m,
+			 struct vakt_kube_stats *ks, struct vakt_flowsrv_stats *fs)
 {
-	struct vakt_dirsource_stats ss;
+	struct vakt_dirsource_stats ss = { 0 };
 	struct vakt_nl_stats ns = { 0 };
 
-	vakt_dirsource_stats(d->src, &ss);
+	if (d->src)
+		vakt_dirsource_stats(d->src, &ss);
+	if (d->kube)
+		vakt_kube_stats(d->kube, ks);
+	if (d->flows)
+		vakt_flowsrv_stats(d->flows, fs);
 	if (d->nl)
 		vakt_nl_stats(d->nl, &ns);
 	*m = (struct vakt_agent_metrics){
 		.dp = d->dp,
 		.comp = d->comp,
 		.compile = &d->compile_hist,
+		.kube = d->kube ? ks : NULL,
+		.kube_synced = d->kube && vakt_kube_synced(d->kube),
 		.source_reloads = ss.reloads,
 		.source_errors = ss.reload_errors,
-		.source_events = ss.puts + ss.deletes,
+		.source_events = d->kube ? ks->puts + ks->deletes : ss.puts + ss.deletes,
 		.nl_events = ns.events,
 		.nl_resyncs = ns.resyncs,
 		.drop_events = d->drop_events,
+		.flows = d->flows ? fs : NULL,
 		.start_time = d->start_time,
 	};
 	for (size_t i = 0; i < d->nlinks; i++) {
@@ -417,6 +554,8 @@ static int http_handler(void *arg, const char *path, FILE *body, const char **ct
 {
 	struct vaktd *d = arg;
 	struct vakt_agent_metrics m;
+	struct vakt_kube_stats ks;
+	struct vakt_flowsrv_stats fs;
 	FILE *devnull;
 
 	if (!strcmp(path, "/healthz")) {
@@ -431,7 +570,7 @@ static int http_handler(void *arg, const char *path, FILE *body, const char **ct
 		return 503;
 	}
 	if (!strcmp(path, "/metrics")) {
-		fill_metrics(d, &m);
+		fill_metrics(d, &m, &ks, &fs);
 		devnull = fopen("/dev/null", "w");
 		m.ready = devnull && ready(d, devnull);
 		if (devnull)
@@ -441,34 +580,46 @@ static int http_handler(void *arg, const char *path, FILE *body, const char **ct
 			log_warn("metrics incomplete", "reason=%s", "datapath read failed");
 		return 200;
 	}
+	if (d->o.debug_endpoints && !strcmp(path, "/debug/tables")) {
+		if (!d->comp) {
+			fputs("not compiled yet\n", body);
+			return 503;
+		}
+		*ctype = "text/plain; charset=utf-8";
+		return vaktd_debug_tables(d->dp, d->comp, body) ? 500 : 200;
+	}
 	fputs("not found: try /healthz, /readyz or /metrics\n", body);
 	return 404;
 }
 
 /* --- lifecycle ---------------------------------------------------------------- */
 
-static int open_source(struct vaktd *d)
+static int open_source(struct vaktd *d, struct vakt_store *store, vakt_kube_cb cb, void *arg,
+		       struct vakt_dirsource **src, struct vakt_kube **kube)
 {
+	struct vakt_kube_opts ko = { .kubeconfig = d->o.kubeconfig,
+				     .context = d->o.kube_context,
+				     .sa_dir = d->o.sa_dir,
+				     .cb = cb,
+				     .cb_arg = arg };
 	struct vakt_error verr = { "" };
-	double t0;
-	int err;
+	int err = 0;
 
-	err = vakt_dirsource_open(d->loop, d->o.objects, d->store, on_source, d, &d->src, &verr);
-	if (err) {
-		/* Starting from nothing would wipe what the maps enforce: refuse instead. */
-		log_error("cannot load objects, not starting (enforcement unchanged)",
-			  "objects=%s err=%d", d->o.objects, err);
+	if (d->o.objects) {
+		err = vakt_dirsource_open(d->loop, d->o.objects, store, cb, arg, src, &verr);
+		if (err)
+			/* Starting from nothing would wipe what the maps enforce: refuse instead. */
+			log_error("cannot load objects, not starting (enforcement unchanged)",
+				  "objects=%s err=%d", d->o.objects, err);
 		return err;
 	}
-	t0 = now_s();
-	err = vakt_compiler_full(d->comp);
-	if (err) {
-		log_error("compile failed", "err=%d", err);
-		return err;
-	}
-	d->pending_s = now_s() - t0;
-	log_info("compiled", "took_ms=%.1f", d->pending_s * 1e3);
-	return 0;
+	/* An unreachable API server is no error here: the client retries, vaktd waits. */
+	*kube = vakt_kube_open(d->loop, store, &ko, &err);
+	if (!*kube)
+		log_error("cannot start the Kubernetes API source, not starting (enforcement "
+			  "unchanged)", "kubeconfig=%s err=%d",
+			  d->o.kubeconfig ? d->o.kubeconfig : "(in-cluster)", err);
+	return *kube ? 0 : (err ? err : -EINVAL);
 }
 
 static int open_dataplane(struct vaktd *d)
@@ -477,7 +628,6 @@ static int open_dataplane(struct vaktd *d)
 					     .force_clsact = d->o.force_clsact,
 					     .mark_mask = d->o.mark_mask,
 					     .event_rate = d->o.event_rate };
-	struct vakt_compiler_opts copts = { .node = d->o.node };
 	int err = 0;
 
 	d->dp = vakt_dataplane_open(&dopts, &err);
@@ -485,11 +635,7 @@ static int open_dataplane(struct vaktd *d)
 		log_error("cannot open the dataplane", "bpffs=%s err=%d", d->o.bpffs, err);
 		return err ? err : -EIO;
 	}
-	d->store = vakt_store_new();
-	if (!d->store)
-		return -ENOMEM;
-	d->comp = vakt_compiler_new(d->store, &copts);
-	return d->comp ? 0 : -ENOMEM;
+	return 0;
 }
 
 static int open_watchers(struct vaktd *d)
@@ -510,6 +656,21 @@ static int open_watchers(struct vaktd *d)
 	return d->retry_timer < 0 ? (int)d->retry_timer : 0;
 }
 
+/* vakt flows is a diagnostic: an agent that cannot serve it still enforces. */
+static void open_flows(struct vaktd *d)
+{
+	int err = 0;
+
+	if (!d->o.flows_socket || !*d->o.flows_socket)
+		return;
+	d->flows = vakt_flowsrv_open(d->loop, d->o.flows_socket, &err);
+	if (!d->flows)
+		log_error("cannot serve drop events, vakt flows will not work",
+			  "socket=%s err=%d", d->o.flows_socket, err);
+	else
+		log_info("serving drop events", "socket=%s", d->o.flows_socket);
+}
+
 int vaktd_start(struct vakt_loop *loop, const struct vaktd_opts *o, struct vaktd **out)
 {
 	static const double bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -525,25 +686,29 @@ int vaktd_start(struct vakt_loop *loop, const struct vaktd_opts *o, struct vaktd
 	d->events_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	d->start_time = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9;
+	d->sync_t0 = now_s();
 	vakt_histogram_init(&d->compile_hist, bounds, sizeof(bounds) / sizeof(bounds[0]));
-	err = open_dataplane(d);
+	/* The source first: a configuration error must not leave pinned maps behind. */
+	d->store = vakt_store_new();
+	err = d->store ? 0 : -ENOMEM;
 	if (!err)
-		err = open_source(d);
+		err = open_source(d, d->store, on_source, d, &d->src, &d->kube);
+	if (!err)
+		err = open_dataplane(d);
 	if (!err)
 		err = open_watchers(d);
+	if (!err && d->src)
+		err = go_live(d); /* the directory is loaded: no reason to wait */
 	if (err)
 		goto fail;
-	/* Make-before-break from here: write what the objects say, then put programs on. */
-	reconcile(d);
-	d->started = 1;
-	for (size_t i = 0; i < d->nlinks; i++)
-		link_attach(d, &d->links[i]);
 	err = vakt_http_open(loop, o->metrics_addr, http_handler, d, &d->http);
 	if (err)
 		goto fail;
+	open_flows(d);
 	vakt_loop_set_before_sleep(loop, before_sleep, d);
-	log_info("running", "node=%s mode=%s links=%zu", o->node, vakt_dataplane_mode(d->dp),
-		 d->nlinks);
+	if (!d->started)
+		log_info("waiting for the API server before touching the maps",
+			 "node=%s links=%zu", o->node, d->nlinks);
 	*out = d;
 	return 0;
 fail:
@@ -555,7 +720,11 @@ void vaktd_reload(struct vaktd *d)
 {
 	struct vakt_error verr;
 
-	vakt_dirsource_reload(d->src, &verr);
+	if (d->src)
+		vakt_dirsource_reload(d->src, &verr);
+	else
+		log_info("reload ignored: the API source is always current", "source=%s",
+			 "kubernetes");
 }
 
 void vaktd_stop(struct vaktd *d, int cleanup)
@@ -563,6 +732,7 @@ void vaktd_stop(struct vaktd *d, int cleanup)
 	if (!d)
 		return;
 	vakt_loop_set_before_sleep(d->loop, NULL, NULL);
+	vakt_flowsrv_close(d->flows);
 	vakt_http_close(d->http);
 	if (d->retry_timer > 0)
 		vakt_loop_cancel_timer(d->loop, d->retry_timer);
@@ -570,6 +740,7 @@ void vaktd_stop(struct vaktd *d, int cleanup)
 		vakt_loop_del_fd(d->loop, d->events_fd);
 	if (d->nl)
 		vakt_nl_close(d->nl);
+	vakt_kube_close(d->kube);
 	vakt_dirsource_close(d->src);
 	if (d->comp)
 		vakt_compiler_free(d->comp);
@@ -577,10 +748,85 @@ void vaktd_stop(struct vaktd *d, int cleanup)
 		vakt_store_free(d->store);
 	if (d->dp)
 		vakt_dataplane_close(d->dp, cleanup);
-	if (cleanup)
+	if (d->dp && cleanup)
 		log_info("cleaned up", "bpffs=%s", d->o.bpffs);
-	else
+	else if (d->dp)
 		log_info("enforcement left in place", "bpffs=%s", d->o.bpffs);
+	free(d->host_addrs);
 	free(d->links);
 	free(d);
+}
+
+/* --- vaktd --dump-tables ---------------------------------------------------------- */
+
+struct dump_run {
+	struct vakt_kube *kube;
+	int timed_out;
+};
+
+static void dump_changed(void *arg, unsigned long changed, double seconds)
+{
+	(void)arg;
+	(void)changed;
+	(void)seconds;
+}
+
+static void dump_check(struct vakt_loop *l, void *arg)
+{
+	struct dump_run *r = arg;
+
+	if (vakt_kube_synced(r->kube))
+		vakt_loop_stop(l);
+}
+
+static void dump_timeout(struct vakt_loop *l, void *arg)
+{
+	((struct dump_run *)arg)->timed_out = 1;
+	vakt_loop_stop(l);
+}
+
+int vaktd_dump_tables(struct vakt_loop *loop, const struct vaktd_opts *o, FILE *out,
+		      unsigned timeout_s)
+{
+	struct vaktd d = { .o = *o, .loop = loop };
+	struct vakt_compiler_opts copts = { .node = o->node };
+	struct vakt_store *store = vakt_store_new();
+	struct vakt_dirsource *src = NULL;
+	struct dump_run r = { 0 };
+	struct vakt_compiler *comp = NULL;
+	long timer;
+	int err;
+
+	if (!store)
+		return -ENOMEM;
+	err = open_source(&d, store, dump_changed, NULL, &src, &r.kube);
+	if (err)
+		goto out_store;
+	if (r.kube) {
+		timer = vakt_loop_add_timer(loop, (uint64_t)timeout_s * 1000, 0, dump_timeout, &r);
+		vakt_loop_set_before_sleep(loop, dump_check, &r);
+		err = timer < 0 ? (int)timer : vakt_loop_run(loop);
+		vakt_loop_set_before_sleep(loop, NULL, NULL);
+		if (!r.timed_out && timer > 0)
+			vakt_loop_cancel_timer(loop, timer);
+		if (!err && r.timed_out) {
+			log_error("no complete list from the API server in time", "timeout_s=%u",
+				  timeout_s);
+			err = -ETIMEDOUT;
+		}
+		if (err)
+			goto out_src;
+	}
+	comp = vakt_compiler_new(store, &copts);
+	err = comp ? vakt_compiler_full(comp) : -ENOMEM;
+	if (!err)
+		err = vakt_compiler_dump_canonical(comp, out);
+	if (comp)
+		vakt_compiler_free(comp);
+out_src:
+	vakt_kube_close(r.kube);
+	vakt_dirsource_close(src);
+out_store:
+	vakt_store_free(store);
+	return err;
 }
