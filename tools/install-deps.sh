@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmnl-dev
 	libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libclang-rt-14-dev
-	pkg-config iproute2 iptables socat iperf3 python3 clang-tidy cppcheck
+	pkg-config iproute2 iptables nftables socat iperf3 python3 clang-tidy cppcheck
 	prometheus curl ca-certificates openssl ethtool python3-yaml util-linux bc nghttp2-proxy)
 missing=()
 for p in "${PKGS[@]}"; do

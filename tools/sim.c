@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bpf/libbpf.h>
+
 #include "cli.h"
 #include "log.h"
 #include "simcore.h"
@@ -35,11 +37,13 @@ struct sim_opts {
 	size_t nprotos;
 	int matrix;
 	int json;
+	int dataplane;
+	int verbose;
 };
 
 static const char sim_usage[] =
-	"usage: vakt sim -f PATH [-f PATH]... --from SRC --to DST --port PORT [--protocol PROTO] [-o text|json]\n"
-	"       vakt sim -f PATH [-f PATH]... --matrix [--port PORT]... [--protocol PROTO]... [-o text|json]\n"
+	"usage: vakt sim -f PATH [-f PATH]... --from SRC --to DST --port PORT [--protocol PROTO] [--dataplane] [-o text|json]\n"
+	"       vakt sim -f PATH [-f PATH]... --matrix [--port PORT]... [--protocol PROTO]... [--dataplane] [-o text|json]\n"
 	"\n"
 	"Answers whether SRC may open a connection to DST on PORT under the NetworkPolicies of\n"
 	"the given manifests, and why. The policies are compiled into the same tables and decided\n"
@@ -63,6 +67,12 @@ static const char sim_usage[] =
 	"      --matrix         every ordered pair of pods (a pod to itself included), one table\n"
 	"                       per port and protocol: rows = from, columns = to, '.' allowed,\n"
 	"                       'X' denied.\n"
+	"      --dataplane      also ask the kernel: load the vakt BPF programs with private maps\n"
+	"                       (never a running vaktd's pinned maps) filled from the compiled\n"
+	"                       tables, and run the flow's opening packet (TCP SYN, UDP, SCTP INIT)\n"
+	"                       through them with BPF_PROG_TEST_RUN. The kernel's verdict must be\n"
+	"                       the tables' at every enforcement point, or sim reports an internal\n"
+	"                       inconsistency and exits 2. Needs root (CAP_BPF, CAP_NET_ADMIN).\n"
 	"  -o, --output FMT     text (default) or json.\n"
 	"  -v, --verbose        log what the loader skipped and other details to stderr.\n"
 	"  -h, --help           this help.\n"
@@ -118,7 +128,7 @@ static void opts_free(struct sim_opts *o)
 	free(o->protos);
 }
 
-enum { OPT_FROM = 256, OPT_TO, OPT_PORT, OPT_PROTOCOL, OPT_MATRIX };
+enum { OPT_FROM = 256, OPT_TO, OPT_PORT, OPT_PROTOCOL, OPT_MATRIX, OPT_DATAPLANE };
 
 static const struct option long_opts[] = {
 	{ "file", required_argument, NULL, 'f' },
@@ -127,6 +137,7 @@ static const struct option long_opts[] = {
 	{ "port", required_argument, NULL, OPT_PORT },
 	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
 	{ "matrix", no_argument, NULL, OPT_MATRIX },
+	{ "dataplane", no_argument, NULL, OPT_DATAPLANE },
 	{ "output", required_argument, NULL, 'o' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -163,6 +174,9 @@ static int parse_one(struct sim_opts *o, int c, const char *arg, char **argv)
 	case OPT_MATRIX:
 		o->matrix = 1;
 		return -1;
+	case OPT_DATAPLANE:
+		o->dataplane = 1;
+		return -1;
 	case 'o':
 		o->json = strcmp(arg, "json") == 0;
 		if (!o->json && strcmp(arg, "text") != 0)
@@ -170,6 +184,7 @@ static int parse_one(struct sim_opts *o, int c, const char *arg, char **argv)
 		return -1;
 	case 'v':
 		vakt_log_set_level(VAKT_LOG_DEBUG);
+		o->verbose = 1;
 		return -1;
 	case 'h':
 		fputs(sim_usage, stdout);
@@ -392,9 +407,38 @@ static int run_matrix(const struct sim_world *w, const struct sim_opts *o)
 	}
 	ret = 0;
 	if (m.results)
-		ret = emit_json(json_pack("{s:O}", "results", m.results));
+		ret = emit_json(o->dataplane ? json_pack("{s:O, s:b}", "results", m.results, "dataplane", 1) :
+					       json_pack("{s:O}", "results", m.results));
 out:
 	matrix_free(&m);
+	return ret;
+}
+
+/*
+ * Loading BPF logs through libbpf and the agent's logger; a failure is
+ * reported once, as sim's own error line, unless -v asked for the details.
+ */
+static int open_dataplane(struct sim_world *w, int verbose, char *err, size_t errlen)
+{
+	FILE *quiet = NULL;
+	libbpf_print_fn_t prev = NULL;
+	int ret;
+
+	if (verbose) {
+		vakt_log_hook_libbpf();
+	} else {
+		prev = libbpf_set_print(NULL);
+		quiet = fopen("/dev/null", "w");
+		if (quiet)
+			vakt_log_set_stream(quiet);
+	}
+	ret = sim_world_dataplane(w, err, errlen);
+	if (!verbose) {
+		libbpf_set_print(prev);
+		vakt_log_set_stream(NULL);
+		if (quiet)
+			fclose(quiet);
+	}
 	return ret;
 }
 
@@ -409,6 +453,10 @@ int vakt_cmd_sim(int argc, char **argv)
 	if (ret >= 0)
 		goto out_opts;
 	if (sim_world_load(&w, o.paths, o.npaths, err, sizeof(err)) < 0) {
+		ret = sim_error("%s", err);
+		goto out_world;
+	}
+	if (o.dataplane && open_dataplane(&w, o.verbose, err, sizeof(err)) < 0) {
 		ret = sim_error("%s", err);
 		goto out_world;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "compiler.h"
+#include "dptest.h"
 #include "loader.h"
 #include "reasons.h"
 #include "simcore.h"
@@ -82,12 +83,66 @@ err_set:
 
 void sim_world_free(struct sim_world *w)
 {
+	vakt_dptest_close(w->dp);
 	/* The tables belong to the compiler. */
 	if (w->comp)
 		vakt_compiler_free(w->comp);
 	if (w->store)
 		vakt_store_free(w->store);
 	memset(w, 0, sizeof(*w));
+}
+
+#ifdef VAKT_SIM_TEST_HOOKS
+#include <bpf/bpf.h>
+/*
+ * Test builds only: tests/sim/test_sim_dataplane.sh compiles this file with
+ * -DVAKT_SIM_TEST_HOOKS into a separate binary; the vakt binary that make
+ * builds has no such hook. VAKT_SIM_TEST_OPEN_ENDPOINT=ADDR clears both
+ * policy ids of that endpoint in the kernel's map after the fill (the
+ * compiled tables keep them), so kernel and tables disagree and the
+ * inconsistency check must say so.
+ */
+static int test_hook_corrupt(struct sim_world *w, char *err, size_t errlen)
+{
+	const char *text = getenv("VAKT_SIM_TEST_OPEN_ENDPOINT");
+	struct vakt_addr a;
+	struct vakt_ep_val ep;
+	int fd;
+
+	if (!text)
+		return 0;
+	fd = vakt_dptest_map_fd(w->dp, VAKT_MAP_ENDPOINTS);
+	if (vakt_addr_parse(text, &a, NULL) || fd < 0 || bpf_map_lookup_elem(fd, &a, &ep))
+		return sim_fail(err, errlen, -EINVAL, "test hook: no endpoint %s", text);
+	ep.policy[VAKT_DIR_INGRESS] = 0;
+	ep.policy[VAKT_DIR_EGRESS] = 0;
+	if (bpf_map_update_elem(fd, &a, &ep, BPF_ANY))
+		return sim_fail(err, errlen, -errno, "test hook: update of %s failed", text);
+	return 0;
+}
+#endif
+
+int sim_world_dataplane(struct sim_world *w, char *err, size_t errlen)
+{
+	int ret;
+
+	ret = vakt_dptest_open(&w->dp, w->tables, NULL);
+	if (ret == -EPERM || ret == -EACCES)
+		return sim_fail(err, errlen, ret,
+			    "--dataplane needs root (CAP_BPF and CAP_NET_ADMIN) to load the BPF programs: %s",
+			    strerror(-ret));
+	if (ret < 0)
+		return sim_fail(err, errlen, ret, "--dataplane: cannot load the BPF programs: %s", strerror(-ret));
+	ret = vakt_dptest_fill(w->dp, w->tables);
+	if (ret == -ERANGE)
+		return sim_fail(err, errlen, ret,
+			    "--dataplane: more pods than the datapath's %d endpoint slots per node", VAKT_MAX_ENDPOINTS - 1);
+	if (ret < 0)
+		return sim_fail(err, errlen, ret, "--dataplane: cannot fill the BPF maps: %s", strerror(-ret));
+#ifdef VAKT_SIM_TEST_HOOKS
+	ret = test_hook_corrupt(w, err, errlen);
+#endif
+	return ret;
 }
 
 int sim_endpoint_parse(const struct vakt_store *s, const char *text, struct sim_endpoint *out, char *err,
@@ -316,6 +371,76 @@ static int enforced(const struct vakt_end *e)
 	return e->pod && !e->pod->host_network;
 }
 
+static const char *verdict_word(int allowed)
+{
+	return allowed ? "allowed" : "denied";
+}
+
+/* The kernel's answer for one direction must be the tables': same point, verdict, reason and rule. */
+static int kernel_dir(const struct vakt_end *self, int dir, const struct sim_table_answer *a,
+		      const struct sim_kernel_answer *k, char *err, size_t errlen)
+{
+	char name[SIM_NAME_LEN];
+
+	sim_end_name(self, name, sizeof(name));
+	if (k->checked != a->checked)
+		return sim_fail(err, errlen, -EPROTO,
+			    "internal inconsistency on %s of %s: kernel %s the packet, tables %s the point",
+			    dir_word(dir), name, k->checked ? "checked" : "did not check",
+			    a->checked ? "check" : "skip");
+	if (!k->checked)
+		return 0;
+	if (k->allowed != a->allowed || k->reason != a->v.reason)
+		return sim_fail(err, errlen, -EPROTO,
+			    "internal inconsistency on %s of %s: kernel says %s (%s, reason %s), tables say %s (reason %s)",
+			    dir_word(dir), name, verdict_word(k->allowed), k->prog, vakt_reason_name(k->reason),
+			    verdict_word(a->allowed), vakt_reason_name(a->v.reason));
+	if (k->reason == VAKT_R_POLICY_ALLOW && (!k->rule_known || k->rule != a->v.rule))
+		return sim_fail(err, errlen, -EPROTO,
+			    "internal inconsistency on %s of %s: kernel says allowed by rule reference %u, "
+			    "tables say rule reference %u",
+			    dir_word(dir), name, k->rule, a->v.rule);
+	return 0;
+}
+
+/* Ask the BPF program through BPF_PROG_TEST_RUN and compare with the tables. */
+static int kernel_eval(const struct sim_world *w, const struct vakt_end *src, const struct vakt_end *dst,
+		       uint8_t proto, uint16_t port, struct sim_result *r, char *err, size_t errlen)
+{
+	struct vakt_dptest_flow f = {
+		.pkt = { .src = src->addr, .dst = dst->addr, .proto = proto, .sport = SIM_DP_SPORT, .dport = port },
+		.egress = enforced(src),
+		.ingress = enforced(dst),
+	};
+	struct vakt_dptest_verdict v;
+	int ret;
+
+	ret = vakt_dptest_flow(w->dp, &f, &v);
+	if (ret < 0)
+		return sim_fail(err, errlen, ret, "BPF_PROG_TEST_RUN probe failed: %s", strerror(-ret));
+	r->dataplane = 1;
+	for (int dir = 0; dir < VAKT_DIR_MAX; dir++) {
+		struct sim_kernel_answer *k = &r->kernel[dir];
+
+		k->checked = v.dir[dir].ran;
+		k->allowed = v.dir[dir].allowed;
+		k->reason = v.dir[dir].reason;
+		k->prog = vakt_dptest_prog_name(v.dir[dir].prog);
+		k->deferred = v.dir[dir].deferred;
+		k->rule_known = v.dir[dir].rule_known;
+		k->rule = v.dir[dir].rule;
+	}
+	ret = kernel_dir(src, VAKT_DIR_EGRESS, &r->tables[VAKT_DIR_EGRESS], &r->kernel[VAKT_DIR_EGRESS], err,
+			 errlen);
+	if (!ret)
+		ret = kernel_dir(dst, VAKT_DIR_INGRESS, &r->tables[VAKT_DIR_INGRESS], &r->kernel[VAKT_DIR_INGRESS],
+				 err, errlen);
+	if (!ret && v.allowed != r->ex.allowed)
+		ret = sim_fail(err, errlen, -EPROTO, "internal inconsistency: kernel says %s, tables say %s",
+			       verdict_word(v.allowed), verdict_word(r->ex.allowed));
+	return ret;
+}
+
 int sim_eval(const struct sim_world *w, const struct vakt_end *src, const struct vakt_end *dst, uint8_t proto,
 	     uint16_t port, struct sim_result *r, char *err, size_t errlen)
 {
@@ -344,5 +469,7 @@ int sim_eval(const struct sim_world *w, const struct vakt_end *src, const struct
 			return ret;
 	}
 	r->allowed = r->ex.allowed;
+	if (w->dp)
+		return kernel_eval(w, src, dst, proto, port, r, err, errlen);
 	return 0;
 }

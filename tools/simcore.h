@@ -26,12 +26,18 @@
 
 struct vakt_compiler;
 struct vakt_tables;
+struct vakt_dptest;
 
-/* The store, its compiler (node = NULL: every pod with an IP is local) and its tables. */
+/*
+ * The store, its compiler (node = NULL: every pod with an IP is local) and its
+ * tables; with --dataplane also the real BPF programs, loaded with private maps
+ * filled from those tables (agent/dptest.h).
+ */
 struct sim_world {
 	struct vakt_store *store;
 	struct vakt_compiler *comp;
 	struct vakt_tables *tables;
+	struct vakt_dptest *dp; /* NULL unless sim_world_dataplane() succeeded */
 };
 
 /* Load every path (file, directory or "-") into one store and compile it. */
@@ -39,6 +45,12 @@ int sim_world_load(struct sim_world *w, const char *const *paths, size_t npaths,
 /* Compile what is already in w->store (which w takes over). */
 int sim_world_compile(struct sim_world *w, char *err, size_t errlen);
 void sim_world_free(struct sim_world *w);
+/*
+ * Loads the datapath's programs with private maps (never the pinned maps of a
+ * running vaktd), fills them from w->tables; from then on sim_eval() also asks
+ * the kernel. Needs root: -EPERM (with a message) otherwise.
+ */
+int sim_world_dataplane(struct sim_world *w, char *err, size_t errlen);
 
 /* One end of a query as the user named it. */
 struct sim_endpoint {
@@ -80,18 +92,40 @@ struct sim_table_answer {
 	struct vakt_verdict v;
 };
 
+/* One direction's answer from the BPF program (--dataplane). */
+struct sim_kernel_answer {
+	int checked;      /* the packet went through this enforcement point */
+	int allowed;
+	uint32_t reason;  /* the counter that moved */
+	const char *prog; /* the program that decided: vakt_from_pod, vakt_to_pod, vakt_node_egress */
+	int deferred;     /* egress decided downstream of vakt_from_pod */
+	int rule_known;
+	uint32_t rule;    /* the admitting conntrack entry's rule reference */
+};
+
 struct sim_result {
 	int allowed;
 	int self;
 	struct vakt_explain ex;                          /* the engine: the explanation */
 	struct sim_table_answer tables[VAKT_DIR_MAX];     /* the tables: the verdict */
+	int dataplane;                                   /* the kernel was asked too */
+	struct sim_kernel_answer kernel[VAKT_DIR_MAX];
 };
 
 /*
  * Answer "may src send proto/port to dst" (port is the resolved number; 0 for
  * portless protocols). Returns 0 with *r filled, -EPROTO when the tables and
- * the engine disagree (message names both answers), other -errno on failure.
+ * the engine disagree, or (with w->dp) when the kernel disagrees with the
+ * tables (message names both answers), other -errno on failure.
+ *
+ * The kernel probe: the opening packet (TCP SYN, UDP, SCTP INIT) from source
+ * port SIM_DP_SPORT, through the enforcement points the tables path checks
+ * (vakt_from_pod of an enforced source, vakt_to_pod of an enforced
+ * destination; an egress check that vakt_from_pod defers because the
+ * destination is no known pod completes in vakt_node_egress), conntrack
+ * emptied after each probe. Self traffic never reaches a veth: not probed.
  */
+#define SIM_DP_SPORT 49152
 int sim_eval(const struct sim_world *w, const struct vakt_end *src, const struct vakt_end *dst, uint8_t proto,
 	     uint16_t port, struct sim_result *r, char *err, size_t errlen);
 

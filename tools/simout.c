@@ -62,6 +62,27 @@ static void print_dir(FILE *f, const char *what, const struct vakt_end *e, const
 	fputc('\n', f);
 }
 
+static void print_kernel_dir(FILE *f, const char *what, const struct sim_kernel_answer *k)
+{
+	fprintf(f, "%s ", what);
+	if (!k->checked) {
+		fprintf(f, "not enforced");
+		return;
+	}
+	fprintf(f, "%s by %s%s (%s)", k->allowed ? "allowed" : "denied", k->prog,
+		k->deferred ? " after vakt_from_pod deferred it" : "", vakt_reason_name(k->reason));
+}
+
+/* The kernel agreed with the tables at every point, or sim would have failed. */
+static void print_kernel(FILE *f, const struct sim_result *r)
+{
+	fprintf(f, "  kernel (BPF_PROG_TEST_RUN): ");
+	print_kernel_dir(f, "egress", &r->kernel[VAKT_DIR_EGRESS]);
+	fprintf(f, ", ");
+	print_kernel_dir(f, "ingress", &r->kernel[VAKT_DIR_INGRESS]);
+	fprintf(f, ": %s, as the tables\n", r->allowed ? "allowed" : "denied");
+}
+
 void sim_query_print_text(FILE *f, const struct sim_world *w, const struct sim_query *q)
 {
 	char plabel[16];
@@ -80,6 +101,8 @@ void sim_query_print_text(FILE *f, const struct sim_world *w, const struct sim_q
 	}
 	print_dir(f, "egress", &q->src, &q->res.ex.egress);
 	print_dir(f, "ingress", &q->dst, &q->res.ex.ingress);
+	if (q->res.dataplane)
+		print_kernel(f, &q->res);
 }
 
 /* Adds value to obj under key, taking the reference; a NULL value fails. */
@@ -119,8 +142,16 @@ static int add_policy_once(json_t *arr, const char *pname)
 	return json_array_append_new(arr, json_string(pname));
 }
 
+static json_t *kernel_json(const struct sim_kernel_answer *k)
+{
+	if (!k->checked)
+		return json_null();
+	return json_pack("{s:b, s:s, s:s, s:b}", "allowed", k->allowed, "program", k->prog, "reason",
+			 vakt_reason_name(k->reason), "deferred", k->deferred);
+}
+
 static json_t *dir_json(const struct sim_world *w, const struct vakt_dir_explain *de,
-			const struct sim_table_answer *a)
+			const struct sim_table_answer *a, const struct sim_result *r, int dir)
 {
 	json_t *o = json_object(), *pols = json_array(), *rules = json_array();
 	size_t shown = de->nhits < VAKT_EXPLAIN_MAX ? de->nhits : VAKT_EXPLAIN_MAX;
@@ -137,7 +168,8 @@ static json_t *dir_json(const struct sim_world *w, const struct vakt_dir_explain
 	if (err || put(o, "enforced", json_boolean(de->enforced)) || put(o, "isolated", json_boolean(de->isolated)) ||
 	    put(o, "allowed", json_boolean(de->allowed)) || put(o, "policies", pols) || put(o, "rules", rules) ||
 	    put(o, "reason", a->checked ? json_string(vakt_reason_name(a->v.reason)) : json_null()) ||
-	    put(o, "matched", matched_json(w, a))) {
+	    put(o, "matched", matched_json(w, a)) ||
+	    (r->dataplane && put(o, "kernel", kernel_json(&r->kernel[dir])))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -154,12 +186,13 @@ json_t *sim_query_json(const struct sim_world *w, const struct sim_query *q)
 	    put(o, "to", json_string(sim_end_name(&q->dst, to, sizeof(to)))) || put(o, "port", port) ||
 	    put(o, "protocol", json_string(vakt_proto_name(q->proto))) ||
 	    put(o, "allowed", json_boolean(q->res.allowed)) ||
-	    put(o, "egress", dir_json(w, &q->res.ex.egress, &q->res.tables[VAKT_DIR_EGRESS])) ||
-	    put(o, "ingress", dir_json(w, &q->res.ex.ingress, &q->res.tables[VAKT_DIR_INGRESS])) ||
+	    put(o, "egress", dir_json(w, &q->res.ex.egress, &q->res.tables[VAKT_DIR_EGRESS], &q->res, VAKT_DIR_EGRESS)) ||
+	    put(o, "ingress", dir_json(w, &q->res.ex.ingress, &q->res.tables[VAKT_DIR_INGRESS], &q->res, VAKT_DIR_INGRESS)) ||
 	    put(o, "self", json_boolean(q->res.self)) ||
 	    put(o, "from_ip", json_string(vakt_addr_str(&q->src.addr, sa, sizeof(sa)))) ||
 	    put(o, "to_ip", json_string(vakt_addr_str(&q->dst.addr, da, sizeof(da)))) ||
-	    (q->port.name && put(o, "resolved_port", json_integer(q->resolved)))) {
+	    (q->port.name && put(o, "resolved_port", json_integer(q->resolved))) ||
+	    (w->dp && put(o, "dataplane", json_true()))) {
 		json_decref(o);
 		return NULL;
 	}
