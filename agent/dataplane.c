@@ -203,6 +203,7 @@ static int find_fds(struct vakt_dataplane *dp)
 	dp->state_fd = bpf_map__fd(dp->skel->maps.state);
 	dp->counters_fd = bpf_map__fd(dp->skel->maps.counters);
 	dp->ep_meta_fd = bpf_map__fd(dp->skel->maps.ep_meta);
+	dp->ep_ifindex_fd = bpf_map__fd(dp->skel->maps.ep_ifindex);
 	dp->prog_fd[DP_FROM_POD] = bpf_program__fd(dp->skel->progs.vakt_from_pod);
 	dp->prog_fd[DP_TO_POD] = bpf_program__fd(dp->skel->progs.vakt_to_pod);
 	dp->prog_fd[DP_NODE_INGRESS] = bpf_program__fd(dp->skel->progs.vakt_node_ingress);
@@ -271,6 +272,9 @@ struct vakt_dataplane *vakt_dataplane_open(const struct vakt_dataplane_opts *o, 
 		log_error("cannot initialise the state map", "err=%d", e);
 		goto err_skel;
 	}
+	e = dp_bindings_load(dp);
+	if (e)
+		goto err_skel;
 	dp->ncpus = libbpf_num_possible_cpus();
 	if (dp->ncpus <= 0) {
 		e = dp->ncpus ? dp->ncpus : -EINVAL;
@@ -290,6 +294,7 @@ struct vakt_dataplane *vakt_dataplane_open(const struct vakt_dataplane_opts *o, 
 	return dp;
 
 err_skel:
+	dp_bindings_free(dp);
 	vakt_bpf__destroy(dp->skel);
 err_free:
 	free(dp);
@@ -316,6 +321,7 @@ void vakt_dataplane_close(struct vakt_dataplane *dp, int cleanup)
 		log_info("dataplane removed", "bpffs=%s", dp->bpffs);
 	}
 	ring_buffer__free(dp->rb);
+	dp_bindings_free(dp);
 	vakt_bpf__destroy(dp->skel);
 	free(dp->failed_pol);
 	free(dp);

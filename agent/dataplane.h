@@ -124,6 +124,26 @@ void vakt_dataplane_set_write_hook(struct vakt_dataplane *dp,
  */
 int vakt_dataplane_pinned_ids(struct vakt_dataplane *dp, struct vakt_compiler_seed *out);
 
+/*
+ * Anti-spoofing (map ep_ifindex, include/vakt/datapath.h): local pod address
+ * -> the host-side veth it must send from. Facts of the node's links, known
+ * to the agent, not the compiler. The dataplane keeps a mirror (loaded from
+ * the pinned map at open, so a restarted agent starts from what enforces),
+ * so reads cost no syscall and a write happens only when a binding changes.
+ *   bind:    0 or -errno (the map full: -E2BIG; the address stays unbound,
+ *            which only means unchecked)
+ *   unbind:  0, also when there was no binding
+ *   bound:   the ifindex, 0 when unbound
+ *   foreach: cb per binding; a non-zero return stops the walk and is
+ *            returned. cb must not bind or unbind.
+ */
+int vakt_dataplane_bind(struct vakt_dataplane *dp, const struct vakt_addr *a, uint32_t ifindex);
+int vakt_dataplane_unbind(struct vakt_dataplane *dp, const struct vakt_addr *a);
+uint32_t vakt_dataplane_bound(const struct vakt_dataplane *dp, const struct vakt_addr *a);
+int vakt_dataplane_foreach_binding(const struct vakt_dataplane *dp,
+				   int (*cb)(void *arg, const struct vakt_addr *a, uint32_t ifindex),
+				   void *arg);
+
 /* Map fd by name (tests, vakt sim --dataplane); -ENOENT. */
 int vakt_dataplane_map_fd(const struct vakt_dataplane *dp, const char *map);
 /* Program fd by name, e.g. VAKT_PROG_FROM_POD; -ENOENT. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "attach.h"
+#include "htab.h"
 #include "dataplane.h"
 
 enum dp_prog { DP_FROM_POD, DP_TO_POD, DP_NODE_INGRESS, DP_NODE_EGRESS, DP_NPROGS };
@@ -25,7 +26,7 @@ struct vakt_dataplane {
 	int prog_fd[DP_NPROGS];
 	int prog_id[DP_NPROGS];
 	int table_fd[VAKT_T_COUNT];
-	int state_fd, counters_fd, ep_meta_fd;
+	int state_fd, counters_fd, ep_meta_fd, ep_ifindex_fd;
 	int ncpus;
 	struct ring_buffer *rb;
 	void (*ev_cb)(void *arg, const struct vakt_drop_event *e); /* during consume only */
@@ -51,9 +52,15 @@ struct vakt_dataplane {
 	void (*write_hook)(void *arg, const char *map, int del, const void *key);
 	void *write_hook_arg;
 
+	struct vakt_htab bindings; /* struct dp_binding by address: ep_ifindex as written */
+
 	/* ep_meta as written, by ep_id: a name change means the ep_id was reused. */
 	struct vakt_ep_meta meta[VAKT_MAX_ENDPOINTS];
 	uint8_t meta_state[VAKT_MAX_ENDPOINTS]; /* 0 unknown, 1 present, 2 absent */
 };
+
+/* dpbind.c: the ep_ifindex mirror, loaded at open, freed at close. */
+int dp_bindings_load(struct vakt_dataplane *dp);
+void dp_bindings_free(struct vakt_dataplane *dp);
 
 #endif /* VAKT_MAPWRITER_H */

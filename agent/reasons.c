@@ -21,6 +21,7 @@ static const char *const reason_names[VAKT_R_MAX] = {
 	[VAKT_R_FAIL_CLOSED] = "fail_closed",
 	[VAKT_R_FRAG_UNKNOWN] = "frag_unknown",
 	[VAKT_R_CT_FULL] = "ct_full",
+	[VAKT_R_SPOOFED] = "spoofed",
 };
 
 const char *vakt_reason_name(__u32 reason)

@@ -57,12 +57,14 @@ struct vaktd {
 
 	int started;        /* initial reconcile done: links are attached as they come */
 	int live_failed;    /* the first compile failed: retried by the retry timer */
-	int seed_tried;     /* the pinned maps' ids were offered to the compiler */
-	int seeded;         /* the compiler holds them until a reconcile succeeds */
+	int seed_tried;     /* the pinned maps' ids were offered to the compiler (held until
+			     * the first successful write, vaktd_write_maps()) */
 	double sync_t0;     /* when the source was opened */
 	int need_reconcile; /* the initial reconcile failed: retry it before any apply */
 	int apply_failed;   /* last write to the maps failed: not ready, retried */
 	int dirty;          /* something changed since the last write */
+	int bind_due;       /* endpoints or time moved on: bind what is not bound yet */
+	int bind_full;      /* links changed: check every anti-spoofing binding again */
 	double pending_s;   /* compile time of the batch not yet written */
 
 	struct vakt_histogram compile_hist;
@@ -189,6 +191,7 @@ static void on_link(void *arg, int ifindex, const char *name, const char *kind, 
 			return;
 		log_info("link gone", "ifname=%s ifindex=%d attached=%d", l->name, ifindex,
 			 l->attached);
+		d->bind_full |= l->role == ROLE_POD;
 		link_detach(d, l);
 		*l = d->links[--d->nlinks];
 		return;
@@ -208,6 +211,8 @@ static void on_link(void *arg, int ifindex, const char *name, const char *kind, 
 	if (role != l->role) {
 		link_detach(d, l);
 		l->role = role;
+		/* A new pod veth may now carry an address bound elsewhere (a pod re-created). */
+		d->bind_full = 1;
 	}
 	if (d->started)
 		link_attach(d, l);
@@ -239,12 +244,108 @@ static void on_addrs(void *arg, const struct vakt_addr *addrs, size_t n)
 	d->dirty = 1;
 }
 
+/* --- anti-spoofing bindings -------------------------------------------------------- */
+
+/*
+ * The pod veth the node routes address a to, or 0: no route yet, or routed
+ * via something else (a bridge: its ports are not told apart here, so
+ * bridged pods stay unbound, i.e. unchecked).
+ */
+static uint32_t pod_veth_of(struct vaktd *d, const struct vakt_addr *a)
+{
+	int oif = vakt_route_oif(a);
+	struct vlink *l = oif > 0 ? link_find(d, oif) : NULL;
+
+	return l && l->role == ROLE_POD ? (uint32_t)oif : 0;
+}
+
+struct bind_walk {
+	struct vaktd *d;
+	int full;
+	struct vakt_addr *stale;
+	size_t nstale, cap;
+};
+
+static int bind_endpoint(void *arg, const void *key, const void *val)
+{
+	struct bind_walk *w = arg;
+	struct vaktd *d = w->d;
+	const struct vakt_addr *a = key;
+	uint32_t cur = vakt_dataplane_bound(d->dp, a), want;
+	struct vlink *l = cur ? link_find(d, (int)cur) : NULL;
+	char buf[64];
+
+	(void)val;
+	/* A binding to a live pod veth stands until links change (a full pass). */
+	if (l && l->role == ROLE_POD && !w->full)
+		return 0;
+	want = pod_veth_of(d, a);
+	if (want == cur)
+		return 0;
+	if (!(want ? vakt_dataplane_bind(d->dp, a, want) : vakt_dataplane_unbind(d->dp, a)))
+		log_info(want ? "address bound to its veth" : "address unbound", "addr=%s ifindex=%u",
+			 vakt_addr_str(a, buf, sizeof(buf)), want ? want : cur);
+	return 0;
+}
+
+static int collect_stale(void *arg, const struct vakt_addr *a, uint32_t ifindex)
+{
+	struct bind_walk *w = arg;
+	struct vakt_addr *v;
+
+	(void)ifindex;
+	if (vakt_tables_endpoint(vakt_compiler_tables(w->d->comp), a))
+		return 0;
+	if (w->nstale == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 16;
+		v = realloc(w->stale, w->cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->stale = v;
+	}
+	w->stale[w->nstale++] = *a;
+	return 0;
+}
+
+/*
+ * Keeps ep_ifindex equal to "each local endpoint address -> the pod veth the
+ * node routes it to": bindings of addresses that are no local endpoint go
+ * first, then unbound addresses are looked up (cheap when all are bound);
+ * a full pass (links changed, start) checks every binding's route again.
+ */
+static void bind_pass(struct vaktd *d, int full)
+{
+	struct bind_walk w = { .d = d, .full = full };
+	int err = vakt_dataplane_foreach_binding(d->dp, collect_stale, &w);
+
+	if (err)
+		log_error("cannot check anti-spoofing bindings, will retry", "err=%d", err);
+	for (size_t i = 0; i < w.nstale; i++)
+		vakt_dataplane_unbind(d->dp, &w.stale[i]);
+	free(w.stale);
+	vakt_tables_foreach(vakt_compiler_tables(d->comp), VAKT_T_ENDPOINTS, bind_endpoint, &w);
+	d->bind_due = err != 0;
+	if (full && !err)
+		d->bind_full = 0;
+}
+
 /* --- compile and write ---------------------------------------------------------- */
+
+int vaktd_write_maps(struct vakt_dataplane *dp, struct vakt_compiler *comp, int full)
+{
+	struct vakt_tables *t = vakt_compiler_tables(comp);
+	int err = full ? vakt_dataplane_reconcile(dp, t, comp) : vakt_dataplane_apply(dp, t, comp);
+
+	/* The maps now mean what the compiler means: its ids are free to move on. */
+	if (!err)
+		vakt_compiler_release_seed(comp);
+	return err;
+}
 
 static int reconcile(struct vaktd *d)
 {
 	double t0 = now_s();
-	int err = vakt_dataplane_reconcile(d->dp, vakt_compiler_tables(d->comp), d->comp);
+	int err = vaktd_write_maps(d->dp, d->comp, 1);
 
 	d->need_reconcile = err != 0;
 	if (err) {
@@ -254,12 +355,8 @@ static int reconcile(struct vaktd *d)
 	vakt_histogram_observe(&d->compile_hist, d->pending_s + now_s() - t0);
 	d->pending_s = 0;
 	d->dirty = 0;
+	d->bind_due = 1;
 	log_info("maps reconciled", "took_ms=%.1f", (now_s() - t0) * 1e3);
-	if (d->seeded) {
-		/* The maps now mean what the compiler means: its ids are free to move on. */
-		vakt_compiler_release_seed(d->comp);
-		d->seeded = 0;
-	}
 	return 0;
 }
 
@@ -285,9 +382,7 @@ static void seed_compiler(struct vaktd *d)
 		vakt_compiler_seed_free(&seed);
 		log_error("cannot seed the compiler with the pinned maps' ids, compiling without",
 			  "err=%d", err);
-		return;
 	}
-	d->seeded = 1;
 }
 
 static void apply(struct vaktd *d)
@@ -307,13 +402,14 @@ static void apply(struct vaktd *d)
 		d->pending_s = 0;
 		return;
 	}
-	err = vakt_dataplane_apply(d->dp, t, d->comp);
+	err = vaktd_write_maps(d->dp, d->comp, 0);
 	d->apply_failed = err != 0;
 	d->dirty = 0;
 	if (err) {
 		log_error("map write failed, will retry", "changes=%zu err=%d", journal, err);
 		return;
 	}
+	d->bind_due = 1;
 	vakt_histogram_observe(&d->compile_hist, d->pending_s + now_s() - t0);
 	log_info("applied", "changes=%zu compile_ms=%.2f write_ms=%.2f", journal,
 		 d->pending_s * 1e3, (now_s() - t0) * 1e3);
@@ -365,6 +461,7 @@ static int go_live(struct vaktd *d)
 	d->started = 1;
 	for (size_t i = 0; i < d->nlinks; i++)
 		link_attach(d, &d->links[i]);
+	bind_pass(d, 1);
 	log_info("running", "node=%s source=%s mode=%s links=%zu sync_ms=%.0f", d->o.node,
 		 d->kube ? "kubernetes" : "objects", vakt_dataplane_mode(d->dp), d->nlinks,
 		 (now_s() - d->sync_t0) * 1e3);
@@ -384,6 +481,8 @@ static void before_sleep(struct vakt_loop *l, void *arg)
 	}
 	if (d->dirty || d->apply_failed || d->need_reconcile)
 		apply(d);
+	if (d->bind_due || d->bind_full)
+		bind_pass(d, d->bind_full);
 }
 
 static void on_source(void *arg, unsigned long changed, double seconds)
@@ -424,6 +523,8 @@ static void retry(struct vakt_loop *l, void *arg)
 		}
 		link_attach(d, k);
 	}
+	/* Pods whose veth or route came after their endpoint record. */
+	d->bind_due = 1;
 }
 
 static void on_drop(void *arg, const struct vakt_drop_event *e)

@@ -28,6 +28,10 @@
  *     a veth that carries our programs, or via a bridge (whose ports are
  *     veths, all of which carry programs by the rule above).
  * A local pod without its veth yet (no route) keeps the agent not ready.
+ *
+ * Anti-spoofing: every local endpoint address routed via a pod veth is bound
+ * to it (ep_ifindex, vakt_dataplane_bind()), after the first reconcile and
+ * whenever endpoints or links change; unbound addresses are not checked.
  * Losing the API server after the initial sync does not: the maps keep
  * enforcing the last state, which is what a ready agent does.
  */
@@ -74,6 +78,20 @@ void vaktd_reload(struct vaktd *d);
 int vaktd_dump_tables(struct vakt_loop *loop, const struct vaktd_opts *o, FILE *out,
 		      unsigned timeout_s);
 
+struct vakt_dataplane;
+struct vakt_compiler;
+
+/*
+ * The one way vaktd writes compiled tables to the maps: a full
+ * vakt_dataplane_reconcile() when @full, else vakt_dataplane_apply() (which
+ * itself reconciles on its first use after open and after failed writes).
+ * Whichever writes first, a successful write leaves the maps meaning what
+ * the compiler means by every id, so the restart seed (vakt_compiler_seed())
+ * is released there: ids it reserved become allocatable and ep_ids stop
+ * being handed out softly. Returns 0 or -errno (the seed is kept then).
+ */
+int vaktd_write_maps(struct vakt_dataplane *dp, struct vakt_compiler *comp, int full);
+
 /*
  * GET /debug/tables (--debug-endpoints): first a line
  *   "# maps: equal (ipcache=N endpoints=N cidr=N policy=N)"
@@ -83,8 +101,6 @@ int vaktd_dump_tables(struct vakt_loop *loop, const struct vaktd_opts *o, FILE *
  * the map writer counts as equal); then vakt_compiler_dump_canonical().
  * Defined in vaktd_debug.c. Returns 0 or -errno.
  */
-struct vakt_dataplane;
-struct vakt_compiler;
 int vaktd_debug_tables(struct vakt_dataplane *dp, struct vakt_compiler *comp, FILE *out);
 
 #endif /* VAKT_VAKTD_AGENT_H */

@@ -4,7 +4,11 @@
  * BPF_PROG_TEST_RUN (kernel-measured, no syscall cost included):
  *
  *   empty       a program that only returns TC_ACT_UNSPEC (the floor)
- *   established a packet of an admitted flow (one conntrack lookup)
+ *   established a packet of an admitted flow (one conntrack lookup); also
+ *               with an 802.1Q tag, which takes the general parser
+ *               (bpf_skb_load_bytes per header) instead of the in-place
+ *               fast path: the cost of a packet whose headers are not all
+ *               in the linear area (GRO skbs on veth)
  *   new flow    a packet that misses conntrack, gets the verdict and
  *               creates two entries, with 10, 10k and 1M policy entries
  *   drop        a denied new flow (verdict, counter, rate-limited event);
@@ -126,10 +130,10 @@ static double new_flows(struct vakt_bpf *dp, int prog_fd, uint32_t runs, uint16_
 	return (double)total / runs;
 }
 
-static double repeated(int prog_fd, uint16_t dport, uint32_t repeat)
+static double repeated(int prog_fd, uint16_t dport, uint32_t repeat, int vlan)
 {
 	struct pk_spec s = { .src = "10.0.1.1", .dst = "10.0.0.2", .sport = 999, .dport = dport,
-			     .tcp_flags = PK_TCP_ACK };
+			     .tcp_flags = PK_TCP_ACK, .vlan = vlan };
 	uint8_t buf[PK_MAX];
 	size_t len = pk_build(&s, buf, sizeof(buf));
 	uint32_t ns;
@@ -144,7 +148,7 @@ int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = { 10, 10000, 1000000 };
 	uint32_t repeat = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 100000;
-	double newf[3], est[3], drop[3], dropl[3], empty_rep, empty_loop;
+	double newf[3], est[3], estv[3], drop[3], dropl[3], empty_rep, empty_loop;
 	int efd, i;
 
 	if (geteuid() != 0) {
@@ -156,7 +160,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_datapath: loading the empty program failed err=%d\n", efd);
 		return 1;
 	}
-	empty_rep = repeated(efd, 80, repeat);
+	empty_rep = repeated(efd, 80, repeat, 0);
 	empty_loop = new_flows(NULL, efd, repeat, 80);
 
 	for (i = 0; i < 3; i++) {
@@ -171,11 +175,12 @@ int main(int argc, char **argv)
 		from = dp_prog_fd(dp, DP_FROM_POD);
 		(void)from;
 		newf[i] = new_flows(dp, to, repeat, 80);
-		est[i] = repeated(to, 80, repeat);
-		drop[i] = repeated(to, 81, repeat);
+		est[i] = repeated(to, 80, repeat, 0);
+		estv[i] = repeated(to, 80, repeat, 1);
+		drop[i] = repeated(to, 81, repeat, 0);
 		dropl[i] = new_flows(dp, to, repeat, 81);
 		dp_close(dp);
-		if (newf[i] < 0 || est[i] < 0 || drop[i] < 0) {
+		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || drop[i] < 0) {
 			fprintf(stderr, "bench_datapath: a run failed\n");
 			return 1;
 		}
@@ -188,6 +193,8 @@ int main(int argc, char **argv)
 	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, newf[1] / newf[0],
 	       newf[2] / newf[0]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "established (repeat)", est[0], est[1], est[2]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "  with 802.1Q (general parser)", estv[0],
+	       estv[1], estv[2]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "drop, new flow (repeat)", drop[0], drop[1],
 	       drop[2]);
 	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, drop[1] / drop[0],

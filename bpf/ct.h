@@ -13,11 +13,41 @@
 #ifndef VAKT_BPF_CT_H
 #define VAKT_BPF_CT_H
 
+#include <bpf/bpf_core_read.h>
+
 #include "parse.h"
 
 #ifndef VAKT_NSEC_PER_SEC
 #define VAKT_NSEC_PER_SEC 1000000000ULL
 #endif
+
+/*
+ * The clock of conntrack and fragment timestamps. Timeouts are seconds, so
+ * the tick-granular coarse clock does: it is a load from the timekeeper,
+ * where bpf_ktime_get_ns() reads the TSC, a third of an established packet's
+ * cost in a VM here (docs/datapath.md, Performance). Both are
+ * CLOCK_MONOTONIC, the coarse one at most a tick behind, so entries written
+ * with either compare correctly. Kernels before 5.11 lack the coarse helper:
+ * the test is a CO-RE enum relocation resolved at load time, and the
+ * verifier drops the branch not taken, helper call included.
+ */
+static __always_inline __u64 ct_now(void)
+{
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_ktime_get_coarse_ns))
+		return bpf_ktime_get_coarse_ns();
+	return bpf_ktime_get_ns();
+}
+
+/*
+ * Refresh an entry's idle time, storing only when the clock moved (at most
+ * once a tick per entry): a store dirties the entry's cache line for the
+ * other CPUs that read it.
+ */
+static __always_inline void ct_touch(struct vakt_ct_val *v, __u64 now)
+{
+	if (v->last_ns != now)
+		v->last_ns = now;
+}
 
 static __always_inline __u64 ct_timeout_ns(__u8 proto, __u8 state)
 {

@@ -111,6 +111,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ep_addr SEC(".maps");
 
+/* Written by the agent only (vakt_dataplane_bind()): which veth a local pod address sends from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VAKT_EP_IFINDEX_MAX);
+	__type(key, struct vakt_addr);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_ifindex SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -259,7 +268,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 	struct vakt_ct_val *v;
 	struct vakt_verdict vd;
 	struct vakt_flow f = {};
-	__u64 now = bpf_ktime_get_ns(), gen;
+	__u64 now = ct_now(), gen;
 	__u32 reason;
 
 	p->k.ep_id = ep->ep_id;
@@ -278,7 +287,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 		 */
 		if (v->flags & VAKT_CTF_DEFER) {
 			if (o->defer && v->gen == gen) {
-				v->last_ns = now;
+				ct_touch(v, now);
 				frag_record(p, now, R_FRAG_DEFER);
 				return R_DEFER;
 			}
@@ -290,7 +299,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 				}
 				v->gen = gen;
 			}
-			v->last_ns = now;
+			ct_touch(v, now);
 			o->out_peer = v->peer_ep;
 			reason = (v->flags & VAKT_CTF_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
 			frag_record(p, now, VAKT_R_FRAGMENT);
@@ -380,6 +389,21 @@ static __always_inline int deferred_egress(struct __sk_buff *skb, struct pkt *p,
 	return finish(skb, p, src_ep, VAKT_DIR_EGRESS, reason);
 }
 
+/*
+ * Anti-spoofing: a local endpoint's address is bound to the host side of its
+ * veth once the agent knows it (ep_ifindex); a packet with that source that
+ * enters through any other interface is not the pod's, and must not get its
+ * egress policy nor its identity at the receiver. Unbound addresses (binding
+ * not known yet) pass: binding happens when the agent sees the pod routed via
+ * its veth. Counted under ep_id 0: the impersonated pod did not send it.
+ */
+static __always_inline int spoofed(const struct __sk_buff *skb, const struct vakt_addr *src)
+{
+	__u32 *bound = bpf_map_lookup_elem(&ep_ifindex, src);
+
+	return bound && *bound && *bound != skb->ifindex;
+}
+
 SEC("tc")
 int vakt_from_pod(struct __sk_buff *skb)
 {
@@ -400,6 +424,9 @@ int vakt_from_pod(struct __sk_buff *skb)
 	ep = bpf_map_lookup_elem(&endpoints, &p.k.saddr);
 	if (!ep)
 		return finish(skb, &p, 0, VAKT_DIR_EGRESS, VAKT_R_NO_ENDPOINT);
+	/* Another local pod's address, sent from a veth that is not that pod's. */
+	if (spoofed(skb, &p.k.saddr))
+		return finish(skb, &p, 0, VAKT_DIR_EGRESS, VAKT_R_SPOOFED);
 	ep_id = ep->ep_id;
 	if (kind == PK_BAD_L4)
 		return finish(skb, &p, ep_id, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
@@ -486,7 +513,7 @@ int vakt_node_ingress(struct __sk_buff *skb)
 	p.k.ep_id = 0;
 	p.k.dir = VAKT_CT_DIR_NODE;
 	v = bpf_map_lookup_elem(&ct, &p.k);
-	now = bpf_ktime_get_ns();
+	now = ct_now();
 	if (!v || ct_expired(v, p.k.proto, now))
 		return VAKT_TC_PASS;
 	peer = v->peer_ep;
@@ -505,7 +532,7 @@ int vakt_node_ingress(struct __sk_buff *skb)
 	}
 	p.k.dir = VAKT_CT_DIR_NODE;
 	ct_advance(&p.k, v, &p);
-	v->last_ns = now;
+	ct_touch(v, now);
 	mark_set(skb, VAKT_MARK_REPLY | (peer & VAKT_MARK_EP_MASK));
 	return VAKT_TC_PASS;
 }

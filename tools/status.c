@@ -41,6 +41,7 @@ static const char status_usage[] =
 
 struct ep {
 	struct vakt_addr addr[VAKT_POD_MAX_IPS];
+	__u32 bound[VAKT_POD_MAX_IPS]; /* ep_ifindex: the veth each address is bound to, 0 none */
 	size_t naddr;
 	struct vakt_ep_val val;
 	struct vakt_ep_meta meta;
@@ -110,15 +111,21 @@ static int load_endpoints(struct status *st)
 {
 	struct bpf_map_info info, minfo;
 	struct vakt_addr key, *prev = NULL;
-	int fd, mfd, err = 0;
+	int fd, mfd, bfd, err = 0;
+	char path[512];
 
+	/* Older pins have no bindings: then every address shows 0 (unchecked). */
+	snprintf(path, sizeof(path), "%s/%s", st->dir, VAKT_MAP_EP_IFINDEX);
+	bfd = bpf_obj_get(path);
 	fd = open_map(st->dir, VAKT_MAP_ENDPOINTS, &info);
-	if (fd < 0)
-		return fd;
+	if (fd < 0) {
+		err = fd;
+		goto out_bfd;
+	}
 	mfd = open_map(st->dir, VAKT_MAP_EP_META, &minfo);
 	if (mfd < 0) {
-		close(fd);
-		return mfd;
+		err = mfd;
+		goto out_fd;
 	}
 	st->eps = calloc(info.max_entries ? info.max_entries : 1, sizeof(*st->eps));
 	if (!st->eps) {
@@ -140,12 +147,19 @@ static int load_endpoints(struct status *st)
 			e->val = v;
 			bpf_map_lookup_elem(mfd, &v.ep_id, &e->meta);
 		}
-		if (e->naddr < VAKT_POD_MAX_IPS)
+		if (e->naddr < VAKT_POD_MAX_IPS) {
+			if (bfd < 0 || bpf_map_lookup_elem(bfd, &key, &e->bound[e->naddr]))
+				e->bound[e->naddr] = 0;
 			e->addr[e->naddr++] = key;
+		}
 	}
 out:
 	close(mfd);
+out_fd:
 	close(fd);
+out_bfd:
+	if (bfd >= 0)
+		close(bfd);
 	return err;
 }
 
@@ -197,15 +211,18 @@ static json_t *endpoints_json(const struct status *st)
 
 	for (size_t i = 0; i < st->neps; i++) {
 		const struct ep *e = &st->eps[i];
-		json_t *addrs = json_array();
+		json_t *addrs = json_array(), *bound = json_array();
 
-		for (size_t j = 0; j < e->naddr; j++)
+		for (size_t j = 0; j < e->naddr; j++) {
 			json_array_append_new(addrs, json_string(vakt_addr_str(&e->addr[j], buf,
 										  sizeof(buf))));
+			json_array_append_new(bound, json_integer(e->bound[j]));
+		}
 		json_array_append_new(
-			arr, json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:b, s:o, s:o}", "ep_id",
+			arr, json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:I, s:b, s:o, s:o}", "ep_id",
 				       (json_int_t)e->val.ep_id, "namespace", e->meta.ns, "pod",
-				       e->meta.name, "addresses", addrs, "identity",
+				       e->meta.name, "addresses", addrs, "bound_ifindex", bound,
+				       "identity",
 				       (json_int_t)e->val.identity, "ifindex",
 				       (json_int_t)e->val.ifindex, "fail_closed",
 				       !!(e->val.flags & VAKT_EPF_FAIL_CLOSED), "ingress",
@@ -296,47 +313,86 @@ static int is_ours(const char *name)
 	return 0;
 }
 
+/* The lookups of one vakt status run: read-only, and none needs CAP_SYS_ADMIN. */
+struct hooks {
+	struct vakt_attacher clsact;
+	struct vakt_attacher tcx; /* links_dir: <bpffs>/links, where vaktd pins its tcx links */
+};
+
 /*
- * Our program on one hook of an interface of this network namespace, found
- * by asking the kernel (tcx query, then the clsact filter): read-only, so
- * it is safe to run anywhere, also outside vaktd's namespace.
- * Returns 1 (tcx) or 2 (clsact) with its name, 0 if none.
+ * The name of program id for the output. Asking the kernel for a program by
+ * id needs CAP_SYS_ADMIN, which vakt status run with the DaemonSet's
+ * capabilities (kubectl exec) lacks: then "prog_id=<id>", since the pin or
+ * the filter already proved the program ours.
  */
-static int hook_prog(const struct vakt_attacher *clsact, int ifindex, enum vakt_hook hook,
-		     char *name, size_t len)
+static void prog_label(uint32_t id, char *name, size_t len)
+{
+	if (vakt_prog_name_by_id(id, name, len))
+		snprintf(name, len, "prog_id=%u", id);
+}
+
+/* Is id on the tcx hook right now (a pin can outlive a detach by someone else)? */
+static int tcx_has(int ifindex, enum vakt_hook hook, uint32_t id)
 {
 	uint32_t ids[64], n = 64;
-	int id;
 
+	if (vakt_tcx_query(ifindex, hook, ids, &n))
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * Our program on one hook of an interface of this network namespace, found
+ * by asking the kernel: our pinned tcx link (matched against the hook's
+ * programs), else any tcx program whose name is ours (the name lookup works
+ * with CAP_SYS_ADMIN only: links pinned under another --bpffs), else our
+ * clsact filter, whose name the filter dump carries. Read-only, so it is
+ * safe to run anywhere, also outside vaktd's namespace.
+ * Returns 1 (tcx) or 2 (clsact) with its name, 0 if none.
+ */
+static int hook_prog(const struct hooks *h, int ifindex, enum vakt_hook hook, char *name,
+		     size_t len)
+{
+	uint32_t ids[64], n = 64;
+	int id = vakt_tcx_pinned_prog(&h->tcx, ifindex, hook);
+
+	if (id > 0 && tcx_has(ifindex, hook, (uint32_t)id)) {
+		prog_label((uint32_t)id, name, len);
+		return 1;
+	}
 	if (!vakt_tcx_query(ifindex, hook, ids, &n)) {
 		for (uint32_t i = 0; i < n; i++) {
 			if (!vakt_prog_name_by_id(ids[i], name, len) && is_ours(name))
 				return 1;
 		}
 	}
-	id = vakt_hook_prog_id(clsact, ifindex, hook);
-	if (id > 0 && !vakt_prog_name_by_id((uint32_t)id, name, len) && is_ours(name))
+	if (vakt_clsact_prog(&h->clsact, ifindex, hook, name, len) > 0)
 		return 2;
 	name[0] = '\0';
 	return 0;
 }
 
-static json_t *attach_json(void)
+static json_t *attach_json(const char *bpffs)
 {
 	static const char *const names[] = { VAKT_PROG_FROM_POD, VAKT_PROG_TO_POD,
 					     VAKT_PROG_NODE_EGRESS, VAKT_PROG_NODE_INGRESS, NULL };
-	struct vakt_attacher clsact = { .mode = VAKT_ATTACH_CLSACT, .names = names };
+	struct hooks h = { .clsact = { .mode = VAKT_ATTACH_CLSACT, .names = names },
+			   .tcx = { .mode = VAKT_ATTACH_TCX, .names = names } };
 	struct if_nameindex *ifs = if_nameindex(), *i;
 	json_t *arr = json_array();
 	int tcx = 0, cls = 0;
 
+	snprintf(h.tcx.links_dir, sizeof(h.tcx.links_dir), "%s/links", bpffs);
 	for (i = ifs; i && i->if_index; i++) {
 		char pname[2][64];
 		int m[2];
 
-		for (int h = 0; h < 2; h++)
-			m[h] = hook_prog(&clsact, (int)i->if_index, (enum vakt_hook)h, pname[h],
-					 sizeof(pname[h]));
+		for (int k = 0; k < 2; k++)
+			m[k] = hook_prog(&h, (int)i->if_index, (enum vakt_hook)k, pname[k],
+					 sizeof(pname[k]));
 		if (!m[0] && !m[1])
 			continue;
 		tcx += m[0] == 1 || m[1] == 1;
@@ -467,7 +523,7 @@ static int collect(struct status *st)
 	json_object_set_new(root, "endpoints", endpoints_json(st));
 	json_object_set_new(root, "maps", maps_json(st));
 	json_object_set_new(root, "counters", counters_json(st));
-	json_object_set_new(root, "attach", attach_json());
+	json_object_set_new(root, "attach", attach_json(st->dir));
 	return 0;
 }
 

@@ -130,7 +130,7 @@ enum vakt_ct_state {
 };
 
 struct vakt_ct_val {
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last packet */
+	__u64 last_ns; /* CLOCK_MONOTONIC(_COARSE) ns of the last packet, bpf/ct.h ct_now() */
 	__u64 gen;     /* state.gen the flow was admitted or last re-checked under */
 	__u32 rule;    /* rule reference of the admitting policy entry */
 	__u32 peer_ep; /* local endpoint at the other end of a NATed flow, 0 if none */
@@ -190,6 +190,17 @@ struct vakt_event_rl {
 
 #define VAKT_EVENTS_RING_BYTES (256 * 1024)
 
+/*
+ * ep_ifindex: hash, local pod address (struct vakt_addr) -> __u32 ifindex of
+ * the host side of the pod's veth, written by the agent only
+ * (vakt_dataplane_bind()), never by the compiler: it is a fact of the node's
+ * links, not of the objects. vakt_from_pod drops a packet whose source is a
+ * bound address with VAKT_R_SPOOFED unless it enters through that interface;
+ * an address without a binding (not learned yet) is not checked. Room for
+ * every address of every endpoint (dual stack).
+ */
+#define VAKT_EP_IFINDEX_MAX (VAKT_MAX_ENDPOINTS * 2)
+
 /* Map names (pinned by name under the agent's bpffs directory). */
 #define VAKT_MAP_IPCACHE "ipcache"
 #define VAKT_MAP_ENDPOINTS "endpoints"
@@ -203,5 +214,6 @@ struct vakt_event_rl {
 #define VAKT_MAP_FRAGS "frags"
 #define VAKT_MAP_EP_ADDR "ep_addr"
 #define VAKT_MAP_EVENT_RL "event_rl"
+#define VAKT_MAP_EP_IFINDEX "ep_ifindex"
 
 #endif /* VAKT_DATAPATH_H */

@@ -173,6 +173,7 @@ enum vakt_reason {
 	VAKT_R_FAIL_CLOSED = 19,   /* endpoint's tables could not be written */
 	VAKT_R_FRAG_UNKNOWN = 20,  /* fragment without a known first fragment */
 	VAKT_R_CT_FULL = 21,       /* could not record an allowed flow */
+	VAKT_R_SPOOFED = 22,       /* source is a local pod bound to another interface */
 	VAKT_R_MAX = 32,
 };
 

@@ -7,6 +7,8 @@
  * errors, fragments, the NAT marks, counters and rate-limited drop events.
  * Needs root; fails when the program cannot be loaded.
  */
+#include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -52,6 +54,7 @@
 #define MARK_SHIFT VAKT_MARK_DEFAULT_SHIFT
 
 static struct vakt_bpf *dp;
+static int veth_a_ifindex; /* a veth of this test's own network namespace */
 
 static void setup_cluster(struct vakt_bpf *s)
 {
@@ -107,6 +110,16 @@ static int group_setup(void **state)
 		fprintf(stderr, "test_datapath: needs root (BPF_PROG_TEST_RUN)\n");
 		return -1;
 	}
+	/* BPF_PROG_TEST_RUN takes skb->ifindex from a device of the caller's namespace. */
+	if (unshare(CLONE_NEWNET) || system("ip link add vkt-ds-a type veth peer name vkt-ds-b") != 0) {
+		fprintf(stderr, "test_datapath: cannot create a network namespace with a veth\n");
+		return -1;
+	}
+	veth_a_ifindex = (int)if_nametoindex("vkt-ds-a");
+	if (veth_a_ifindex <= 1) {
+		fprintf(stderr, "test_datapath: veth has no usable ifindex\n");
+		return -1;
+	}
 	if (dp_open(&dp, &cfg)) {
 		fprintf(stderr, "test_datapath: loading the datapath failed\n");
 		return -1;
@@ -127,7 +140,7 @@ static int group_teardown(void **state)
 static int test_setup(void **state)
 {
 	static const char *maps[] = { "ct", "frags", "counters", "policy", "cidr", "endpoints",
-				      "ipcache", "ep_addr" };
+				      "ipcache", "ep_addr", "ep_ifindex" };
 	size_t i;
 
 	(void)state;
@@ -863,6 +876,90 @@ static void test_drop_events_are_rate_limited(void **state)
 
 #define T(f) cmocka_unit_test_setup(f, test_setup)
 
+/* ---- anti-spoofing: a local pod's address is only its own on its veth ---- */
+
+static void bind_addr(const char *addr, uint32_t ifindex)
+{
+	struct vakt_addr a = pk_addr(addr);
+
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_ifindex"), &a, &ifindex, BPF_ANY), 0);
+}
+
+/* Runs vakt_from_pod as if the frame entered through interface ifindex. */
+static int run_from_ifindex(const struct pk_spec *s, int ifindex)
+{
+	struct __sk_buff ctx = { .ifindex = (uint32_t)ifindex };
+	uint8_t buf[PK_MAX], out[PK_MAX + 256];
+	size_t len = pk_build(s, buf, sizeof(buf));
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx, .ctx_size_out = sizeof(ctx));
+
+	assert_true(len > 0);
+	assert_int_equal(bpf_prog_test_run_opts(dp_prog_fd(dp, DP_FROM_POD), &o), 0);
+	return (int)o.retval;
+}
+
+struct spoof_row {
+	const char *what;
+	struct pk_spec pkt;
+	const char *bound; /* address bound to pod A's veth, NULL: none */
+	int from_a;        /* the frame enters through pod A's veth (else lo) */
+	uint32_t ep, reason;
+};
+
+static void test_spoofed_sources_of_bound_pods_are_dropped(void **state)
+{
+	static const struct spoof_row spoof_rows[] = {
+		{ "A's address from A's veth passes", { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4000, .dport = 80, .tcp_flags = PK_TCP_SYN }, "10.0.0.1", 1, EP_A, VAKT_R_NOT_ISOLATED },
+		{ "A's address from another veth is spoofed", { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4000, .dport = 80, .tcp_flags = PK_TCP_SYN }, "10.0.0.1", 0, 0, VAKT_R_SPOOFED },
+		{ "A's v6 address from another veth is spoofed", { .src = "fd00::1", .dst = "fd00::2", .sport = 4000, .dport = 80, .tcp_flags = PK_TCP_SYN }, "fd00::1", 0, 0, VAKT_R_SPOOFED },
+		{ "C's egress rights are not A's", { .src = "10.0.0.3", .dst = "10.0.0.2", .sport = 4000, .dport = 80, .tcp_flags = PK_TCP_SYN }, "10.0.0.3", 1, EP_C, VAKT_R_POLICY_ALLOW },
+		{ "C's address from the wrong veth, even to an allowed peer", { .src = "10.0.0.3", .dst = "10.0.0.2", .sport = 4000, .dport = 80, .tcp_flags = PK_TCP_SYN }, "10.0.0.3", 0, 0, VAKT_R_SPOOFED },
+		{ "spoofed packet of an established-looking flow", { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4000, .dport = 80 }, "10.0.0.1", 0, 0, VAKT_R_SPOOFED },
+		{ "spoofed udp", { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .sport = 53, .dport = 53 }, "10.0.0.5", 0, 0, VAKT_R_SPOOFED },
+		{ "unbound address is not checked", { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .sport = 53, .dport = 53 }, NULL, 0, EP_E, VAKT_R_NOT_ISOLATED },
+		{ "a binding of another address does not matter", { .src = "10.0.0.5", .dst = "10.0.0.2", .proto = IPPROTO_UDP, .sport = 53, .dport = 53 }, "10.0.0.1", 0, EP_E, VAKT_R_NOT_ISOLATED },
+		{ "no local endpoint stays no_endpoint", { .src = "10.7.7.7", .dst = "10.0.0.2", .sport = 4000, .dport = 80 }, "10.0.0.1", 0, 0, VAKT_R_NO_ENDPOINT },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(spoof_rows) / sizeof(spoof_rows[0]); i++) {
+		const struct spoof_row *r = &spoof_rows[i];
+		uint64_t before;
+		int ret;
+
+		assert_int_equal(dp_clear_map(dp, "ep_ifindex"), 0);
+		assert_int_equal(dp_clear_map(dp, "ct"), 0);
+		if (r->bound)
+			bind_addr(r->bound, (uint32_t)veth_a_ifindex);
+		before = packets(r->ep, EG, r->reason);
+		ret = run_from_ifindex(&r->pkt, r->from_a ? veth_a_ifindex : 1);
+		if (packets(r->ep, EG, r->reason) != before + 1)
+			fail_msg("%s: counter ep=%u reason=%u did not move", r->what, r->ep, r->reason);
+		if (ret != (vakt_reason_is_drop(r->reason) ? VAKT_TC_DROP : VAKT_TC_PASS))
+			fail_msg("%s: returned %d", r->what, ret);
+	}
+}
+
+/* The check runs before conntrack: an admitted flow cannot be continued from another veth. */
+static void test_spoofing_an_established_flow_is_dropped(void **state)
+{
+	struct pk_spec syn = { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4100, .dport = 80,
+			       .tcp_flags = PK_TCP_SYN };
+	struct pk_spec ack = syn;
+
+	(void)state;
+	ack.tcp_flags = 0;
+	bind_addr("10.0.0.1", (uint32_t)veth_a_ifindex);
+	assert_int_equal(run_from_ifindex(&syn, veth_a_ifindex), VAKT_TC_PASS);
+	assert_int_equal(run_from_ifindex(&ack, veth_a_ifindex), VAKT_TC_PASS);
+	assert_int_equal(packets(EP_A, EG, VAKT_R_ESTABLISHED), 1);
+	assert_int_equal(run_from_ifindex(&ack, 1), VAKT_TC_DROP);
+	assert_int_equal(packets(0, EG, VAKT_R_SPOOFED), 1);
+	assert_int_equal(packets(EP_A, EG, VAKT_R_ESTABLISHED), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -883,6 +980,8 @@ int main(void)
 		T(test_node_egress_checks_masqueraded_traffic),
 		T(test_custom_mark_mask),
 		T(test_drop_events_are_rate_limited),
+		T(test_spoofed_sources_of_bound_pods_are_dropped),
+		T(test_spoofing_an_established_flow_is_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "store.h"
 #include "tables.h"
+#include "vaktd_agent.h"
 #include "vakt/datapath.h"
 
 static int g_seq; /* pin directories of this process: vkt-mw-<pid>-<seq> */
@@ -780,6 +781,109 @@ static void test_compiled_store_reaches_the_maps_with_endpoint_names(void **stat
 	vakt_store_free(s);
 }
 
+/* --- the restart seed ends with the first successful write, whichever kind ------------ */
+
+static const char seed_ns[] = "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n";
+
+static void load_pod(struct vakt_store *s, const char *name, const char *ip)
+{
+	char buf[256];
+	struct vakt_objset set = {};
+	struct vakt_error e = {};
+	int n = snprintf(buf, sizeof(buf),
+			 "apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: prod, "
+			 "labels: {app: %s}}\nspec: {nodeName: n1}\nstatus: {podIP: %s}\n",
+			 name, name, ip);
+
+	assert_int_equal(vakt_load_buffer(&set, buf, (size_t)n, "pod.yaml", NULL, &e), 0);
+	assert_int_equal(vakt_objset_to_store(&set, s), 0);
+}
+
+static struct vakt_store *seed_store(int with_b)
+{
+	struct vakt_store *s = vakt_store_new();
+	struct vakt_objset set = {};
+	struct vakt_error e = {};
+
+	assert_non_null(s);
+	assert_int_equal(vakt_load_buffer(&set, seed_ns, sizeof(seed_ns) - 1, "ns.yaml", NULL, &e), 0);
+	assert_int_equal(vakt_objset_to_store(&set, s), 0);
+	load_pod(s, "a", "10.1.0.2");
+	if (with_b)
+		load_pod(s, "b", "10.1.0.3");
+	return s;
+}
+
+/*
+ * A restarted agent: the previous one pinned pods a and b; b is gone now. The
+ * compiler is seeded, so b's ep_id stays reserved until the maps have been
+ * written; then it is free, and a new pod c gets it (the lowest free id).
+ * Returns c's ep_id and sets *b_ep to the id b had.
+ */
+static uint32_t restart_then_add_c(int through_vaktd, uint32_t *b_ep)
+{
+	struct vakt_compiler_opts co = { .node = "n1" };
+	struct vakt_compiler_seed seed = { 0 };
+	struct vakt_store *s = seed_store(1);
+	struct vakt_compiler *c = vakt_compiler_new(s, &co);
+	struct vakt_dataplane *dp;
+	char bpffs[128];
+	uint32_t c_ep;
+
+	assert_non_null(c);
+	assert_int_equal(vakt_compiler_full(c), 0);
+	new_bpffs(bpffs, sizeof(bpffs));
+	dp = open_dp(bpffs, 0, 0);
+	assert_int_equal(vakt_dataplane_reconcile(dp, vakt_compiler_tables(c), c), 0);
+	*b_ep = ep_in_map(dp, v4(10, 1, 0, 3)).ep_id;
+	assert_true(*b_ep > ep_in_map(dp, v4(10, 1, 0, 2)).ep_id);
+	vakt_dataplane_close(dp, 0);
+	vakt_compiler_free(c);
+	vakt_store_free(s);
+
+	s = seed_store(0);
+	c = vakt_compiler_new(s, &co);
+	assert_non_null(c);
+	dp = open_dp(bpffs, 0, 0);
+	assert_int_equal(vakt_dataplane_pinned_ids(dp, &seed), 0);
+	assert_int_equal(vakt_compiler_seed(c, &seed), 0);
+	assert_int_equal(vakt_compiler_full(c), 0);
+	/* The first write after the restart is an apply (which reconciles internally). */
+	if (through_vaktd)
+		assert_int_equal(vaktd_write_maps(dp, c, 0), 0);
+	else
+		assert_int_equal(vakt_dataplane_apply(dp, vakt_compiler_tables(c), c), 0);
+	assert_maps_equal_tables(dp, vakt_compiler_tables(c));
+
+	load_pod(s, "c", "10.1.0.4");
+	assert_int_equal(vakt_dataplane_apply(dp, vakt_compiler_tables(c), c), 0);
+	c_ep = ep_in_map(dp, v4(10, 1, 0, 4)).ep_id;
+	vakt_dataplane_close(dp, 1);
+	vakt_compiler_free(c);
+	vakt_store_free(s);
+	return c_ep;
+}
+
+static void test_first_write_through_apply_releases_the_restart_seed(void **state)
+{
+	uint32_t b_ep, c_ep;
+
+	(void)state;
+	c_ep = restart_then_add_c(1, &b_ep);
+	assert_int_equal(c_ep, b_ep);
+}
+
+/* The control: without the release the id stays reserved, so the test above can fail. */
+static void test_seed_keeps_ids_reserved_until_released(void **state)
+{
+	uint32_t b_ep, c_ep;
+
+	(void)state;
+	c_ep = restart_then_add_c(0, &b_ep);
+	assert_true(c_ep != 0);
+	assert_int_not_equal(c_ep, b_ep);
+}
+
 static void cleanup(void)
 {
 	sh("rm -rf /sys/fs/bpf/vkt-mw-%d-*", (int)getpid());
@@ -799,6 +903,8 @@ int main(void)
 		cmocka_unit_test(test_counters_are_summed_over_cpus),
 		cmocka_unit_test(test_compiled_store_reaches_the_maps_with_endpoint_names),
 		cmocka_unit_test(test_drops_of_a_failed_closed_endpoint_reach_events_and_counters),
+		cmocka_unit_test(test_first_write_through_apply_releases_the_restart_seed),
+		cmocka_unit_test(test_seed_keeps_ids_reserved_until_released),
 	};
 
 	if (geteuid() != 0) {
