@@ -5,6 +5,7 @@
  * "pods of namespace N" on every event) and a pod-by-address index.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,25 @@
 #include "store.h"
 
 struct ns_bucket;
+
+/*
+ * What pods and policies have in common: a (namespace, name) key in the
+ * store's table of their kind, and a place in their namespace's list of that
+ * kind (ns and name point into obj, and follow it when obj is replaced).
+ */
+struct obj_ent {
+	void *obj; /* struct vakt_pod or struct vakt_policy */
+	const char *ns;
+	const char *name;
+	struct ns_bucket *b;
+	size_t idx; /* position in the bucket's list of this kind */
+	uint64_t hash;
+};
+
+struct ent_list {
+	struct obj_ent **v;
+	size_t n, cap;
+};
 
 struct pod_ent;
 
@@ -24,19 +44,9 @@ struct addr_ref {
 };
 
 struct pod_ent {
-	struct vakt_pod *pod;
-	struct ns_bucket *b;
-	size_t idx; /* position in b->pods */
-	uint64_t hash;
-	size_t naddr; /* addresses in the index (0 for hostNetwork pods) */
+	struct obj_ent e; /* first: the generic code handles pod entries as obj_ent */
+	size_t naddr;     /* addresses in the index (0 for hostNetwork pods) */
 	struct addr_ref addrs[VAKT_POD_MAX_IPS];
-};
-
-struct pol_ent {
-	struct vakt_policy *pol;
-	struct ns_bucket *b;
-	size_t idx; /* position in b->pols */
-	uint64_t hash;
 };
 
 /* Everything known about one namespace name; exists while anything in it does. */
@@ -44,16 +54,14 @@ struct ns_bucket {
 	char *name;
 	uint64_t hash;
 	struct vakt_namespace *ns;
-	struct pod_ent **pods;
-	size_t npods, podcap;
-	struct pol_ent **pols;
-	size_t npols, polcap;
+	struct ent_list pods;
+	struct ent_list pols;
 };
 
 struct vakt_store {
 	struct vakt_htab buckets; /* name -> ns_bucket */
 	struct vakt_htab pods;    /* (ns, name) -> pod_ent */
-	struct vakt_htab pols;    /* (ns, name) -> pol_ent */
+	struct vakt_htab pols;    /* (ns, name) -> obj_ent of a policy */
 	struct vakt_htab addrs;   /* addr -> addr_ref */
 	size_t nnamespaces;
 	struct vakt_store_listener l;
@@ -84,27 +92,24 @@ static int bucket_eq(const void *item, const void *key)
 	return !strcmp(((const struct ns_bucket *)item)->name, key);
 }
 
-static int pod_eq(const void *item, const void *key)
+static int obj_eq(const void *item, const void *key)
 {
-	const struct vakt_pod *p = ((const struct pod_ent *)item)->pod;
+	const struct obj_ent *e = item;
 	const struct objkey *k = key;
 
-	return !strcmp(p->name, k->name) && !strcmp(p->ns, k->ns);
+	return !strcmp(e->name, k->name) && !strcmp(e->ns, k->ns);
 }
 
-static int pol_eq(const void *item, const void *key)
+static const struct vakt_pod *ent_pod(const struct pod_ent *pe)
 {
-	const struct vakt_policy *p = ((const struct pol_ent *)item)->pol;
-	const struct objkey *k = key;
-
-	return !strcmp(p->name, k->name) && !strcmp(p->ns, k->ns);
+	return pe->e.obj;
 }
 
 static int addr_eq(const void *item, const void *key)
 {
 	const struct addr_ref *r = item;
 
-	return !memcmp(&r->pe->pod->ips[r->i], key, sizeof(struct vakt_addr));
+	return !memcmp(&ent_pod(r->pe)->ips[r->i], key, sizeof(struct vakt_addr));
 }
 
 struct vakt_store *vakt_store_new(void)
@@ -118,8 +123,8 @@ struct vakt_store *vakt_store_new(void)
 
 static void bucket_free(struct ns_bucket *b)
 {
-	free(b->pods);
-	free(b->pols);
+	free(b->pods.v);
+	free(b->pols.v);
 	free(b->name);
 	free(b);
 }
@@ -135,13 +140,13 @@ void vakt_store_free(struct vakt_store *s)
 
 		if (!b)
 			continue;
-		for (j = 0; j < b->npods; j++) {
-			vakt_pod_free(b->pods[j]->pod);
-			free(b->pods[j]);
+		for (j = 0; j < b->pods.n; j++) {
+			vakt_pod_free(b->pods.v[j]->obj);
+			free(b->pods.v[j]);
 		}
-		for (j = 0; j < b->npols; j++) {
-			vakt_policy_free(b->pols[j]->pol);
-			free(b->pols[j]);
+		for (j = 0; j < b->pols.n; j++) {
+			vakt_policy_free(b->pols.v[j]->obj);
+			free(b->pols.v[j]);
 		}
 		vakt_namespace_free(b->ns);
 		bucket_free(b);
@@ -187,41 +192,50 @@ static struct ns_bucket *bucket_get(struct vakt_store *s, const char *name)
 
 static void bucket_put_if_empty(struct vakt_store *s, struct ns_bucket *b)
 {
-	if (b->ns || b->npods || b->npols)
+	if (b->ns || b->pods.n || b->pols.n)
 		return;
 	vakt_htab_remove(&s->buckets, b->hash, b);
 	bucket_free(b);
 }
 
-/* Grows a bucket array of pointers by one slot; returns 0 or -ENOMEM. */
-static int grow(void ***arr, size_t n, size_t *cap)
+/* Appends e to l, recording its position; returns 0 or -ENOMEM. */
+static int list_add(struct ent_list *l, struct obj_ent *e)
 {
-	void **v;
-	size_t ncap;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 4;
+		struct obj_ent **v = realloc(l->v, ncap * sizeof(*v));
 
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 4;
-	v = realloc(*arr, ncap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	*arr = v;
-	*cap = ncap;
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = ncap;
+	}
+	e->idx = l->n;
+	l->v[l->n++] = e;
 	return 0;
 }
 
-static void addrs_unindex(struct vakt_store *s, struct pod_ent *pe)
+static void list_remove(struct ent_list *l, struct obj_ent *e)
 {
+	l->v[e->idx] = l->v[--l->n];
+	l->v[e->idx]->idx = e->idx;
+}
+
+static void addrs_unindex(struct vakt_store *s, struct obj_ent *e)
+{
+	struct pod_ent *pe = (struct pod_ent *)e;
 	size_t i;
 
 	for (i = 0; i < pe->naddr; i++)
-		vakt_htab_remove(&s->addrs, hash_addr(&pe->pod->ips[i]), &pe->addrs[i]);
+		vakt_htab_remove(&s->addrs, hash_addr(&ent_pod(pe)->ips[i]), &pe->addrs[i]);
 	pe->naddr = 0;
 }
 
-static int addrs_index(struct vakt_store *s, struct pod_ent *pe)
+static int addrs_index(struct vakt_store *s, struct obj_ent *e)
 {
-	size_t i, n = pe->pod->host_network ? 0 : pe->pod->nips;
+	struct pod_ent *pe = (struct pod_ent *)e;
+	const struct vakt_pod *pod = ent_pod(pe);
+	size_t i, n = pod->host_network ? 0 : pod->nips;
 	int err;
 
 	if (n > VAKT_POD_MAX_IPS)
@@ -232,7 +246,7 @@ static int addrs_index(struct vakt_store *s, struct pod_ent *pe)
 	for (i = 0; i < n; i++) {
 		pe->addrs[i].pe = pe;
 		pe->addrs[i].i = (unsigned int)i;
-		vakt_htab_insert(&s->addrs, hash_addr(&pe->pod->ips[i]), &pe->addrs[i]);
+		vakt_htab_insert(&s->addrs, hash_addr(&pod->ips[i]), &pe->addrs[i]);
 	}
 	pe->naddr = n;
 	return 0;
@@ -275,125 +289,201 @@ int vakt_store_put_namespace(struct vakt_store *s, struct vakt_namespace *ns)
 	return 0;
 }
 
-int vakt_store_put_pod(struct vakt_store *s, struct vakt_pod *pod)
-{
-	struct objkey k;
-	struct pod_ent *pe;
-	struct vakt_pod *old;
-	struct ns_bucket *b;
-	uint64_t h;
-	int err;
+/*
+ * A kind of namespaced object: where its entries live and what differs
+ * between pods and policies (pods also have an address index).
+ */
+struct obj_kind {
+	const char *name; /* for logs: "Pod", "NetworkPolicy" */
+	size_t ent_size;
+	size_t table_off; /* offsetof(struct vakt_store, its table) */
+	size_t list_off;  /* offsetof(struct ns_bucket, its list) */
+	int (*index)(struct vakt_store *s, struct obj_ent *e); /* NULL: no extra index */
+	void (*unindex)(struct vakt_store *s, struct obj_ent *e);
+	void (*changed)(const struct vakt_store_listener *l, const void *old, const void *cur);
+	void (*free)(void *obj);
+};
 
-	if (!pod)
-		return -EINVAL;
-	err = check_key("Pod", pod->ns, pod->name);
-	if (err)
-		goto err_free;
-	k.ns = pod->ns;
-	k.name = pod->name;
-	h = hash_objkey(pod->ns, pod->name);
-	pe = vakt_htab_find(&s->pods, h, pod_eq, &k);
-	if (pe) {
-		old = pe->pod;
-		addrs_unindex(s, pe);
-		pe->pod = pod;
-		err = addrs_index(s, pe);
-		if (err) {
-			pe->pod = old;
-			addrs_index(s, pe); /* capacity was there before */
-			goto err_nomem;
-		}
-		if (s->l.pod_changed)
-			s->l.pod_changed(s->l.arg, old, pod);
-		vakt_pod_free(old);
-		return 0;
+static struct vakt_htab *kind_table(const struct obj_kind *k, struct vakt_store *s)
+{
+	return (struct vakt_htab *)((char *)s + k->table_off);
+}
+
+static struct ent_list *kind_list(const struct obj_kind *k, struct ns_bucket *b)
+{
+	return (struct ent_list *)((char *)b + k->list_off);
+}
+
+static struct obj_ent *obj_find(const struct vakt_htab *tab, const char *ns, const char *name)
+{
+	struct objkey k = { ns, name };
+
+	if (!ns || !name)
+		return NULL;
+	return vakt_htab_find(tab, hash_objkey(ns, name), obj_eq, &k);
+}
+
+static int obj_index(const struct obj_kind *k, struct vakt_store *s, struct obj_ent *e)
+{
+	return k->index ? k->index(s, e) : 0;
+}
+
+static void obj_unindex(const struct obj_kind *k, struct vakt_store *s, struct obj_ent *e)
+{
+	if (k->unindex)
+		k->unindex(s, e);
+}
+
+/* Replaces the object of an existing entry. */
+static int obj_replace(const struct obj_kind *k, struct vakt_store *s, struct obj_ent *e,
+		       void *obj, const char *ns, const char *name)
+{
+	void *old = e->obj;
+	const char *old_ns = e->ns, *old_name = e->name;
+
+	obj_unindex(k, s, e);
+	e->obj = obj;
+	e->ns = ns;
+	e->name = name;
+	if (obj_index(k, s, e)) {
+		e->obj = old;
+		e->ns = old_ns;
+		e->name = old_name;
+		obj_index(k, s, e); /* capacity was there before */
+		return -ENOMEM;
 	}
-	b = bucket_get(s, pod->ns);
+	k->changed(&s->l, old, obj);
+	k->free(old);
+	return 0;
+}
+
+/* A new entry in the table and in its namespace's list. */
+static int obj_insert(const struct obj_kind *k, struct vakt_store *s, void *obj, const char *ns,
+		      const char *name, uint64_t h)
+{
+	struct vakt_htab *tab = kind_table(k, s);
+	struct ns_bucket *b = bucket_get(s, ns);
+	struct obj_ent *e;
+
 	if (!b)
-		goto err_nomem;
-	pe = calloc(1, sizeof(*pe));
-	if (!pe)
+		return -ENOMEM;
+	e = calloc(1, k->ent_size);
+	if (!e)
 		goto err_bucket;
-	pe->pod = pod;
-	pe->b = b;
-	pe->hash = h;
-	if (grow((void ***)&b->pods, b->npods, &b->podcap) || vakt_htab_insert(&s->pods, h, pe))
+	*e = (struct obj_ent){ .obj = obj, .ns = ns, .name = name, .b = b, .hash = h };
+	if (vakt_htab_insert(tab, h, e))
 		goto err_ent;
-	if (addrs_index(s, pe)) {
-		vakt_htab_remove(&s->pods, h, pe);
-		goto err_ent;
-	}
-	pe->idx = b->npods;
-	b->pods[b->npods++] = pe;
-	if (s->l.pod_changed)
-		s->l.pod_changed(s->l.arg, NULL, pod);
+	if (obj_index(k, s, e))
+		goto err_table;
+	if (list_add(kind_list(k, b), e))
+		goto err_index;
+	k->changed(&s->l, NULL, obj);
 	return 0;
 
+err_index:
+	obj_unindex(k, s, e);
+err_table:
+	vakt_htab_remove(tab, h, e);
 err_ent:
-	free(pe);
+	free(e);
 err_bucket:
 	bucket_put_if_empty(s, b);
-err_nomem:
-	err = -ENOMEM;
-	log_error("store: out of memory", "kind=Pod ns=%s name=%s", pod->ns, pod->name);
+	return -ENOMEM;
+}
+
+/* Takes ownership of obj (also on error, when it is freed); replaces an object with its key. */
+static int obj_put(const struct obj_kind *k, struct vakt_store *s, void *obj, const char *ns,
+		   const char *name)
+{
+	struct obj_ent *e;
+	int err = check_key(k->name, ns, name);
+
+	if (err)
+		goto err_free;
+	e = obj_find(kind_table(k, s), ns, name);
+	err = e ? obj_replace(k, s, e, obj, ns, name)
+		: obj_insert(k, s, obj, ns, name, hash_objkey(ns, name));
+	if (!err)
+		return 0;
+	log_error("store: out of memory", "kind=%s ns=%s name=%s", k->name, ns, name);
 err_free:
-	vakt_pod_free(pod);
+	k->free(obj);
 	return err;
+}
+
+static int obj_del(const struct obj_kind *k, struct vakt_store *s, const char *ns,
+		   const char *name)
+{
+	struct obj_ent *e = obj_find(kind_table(k, s), ns, name);
+	struct ns_bucket *b;
+
+	if (!e)
+		return -ENOENT;
+	b = e->b;
+	obj_unindex(k, s, e);
+	vakt_htab_remove(kind_table(k, s), e->hash, e);
+	list_remove(kind_list(k, b), e);
+	k->changed(&s->l, e->obj, NULL);
+	k->free(e->obj);
+	free(e);
+	bucket_put_if_empty(s, b);
+	return 0;
+}
+
+static void pod_changed(const struct vakt_store_listener *l, const void *old, const void *cur)
+{
+	if (l->pod_changed)
+		l->pod_changed(l->arg, old, cur);
+}
+
+static void pod_free(void *obj)
+{
+	vakt_pod_free(obj);
+}
+
+static const struct obj_kind pod_kind = {
+	.name = "Pod",
+	.ent_size = sizeof(struct pod_ent),
+	.table_off = offsetof(struct vakt_store, pods),
+	.list_off = offsetof(struct ns_bucket, pods),
+	.index = addrs_index,
+	.unindex = addrs_unindex,
+	.changed = pod_changed,
+	.free = pod_free,
+};
+
+static void pol_changed(const struct vakt_store_listener *l, const void *old, const void *cur)
+{
+	if (l->policy_changed)
+		l->policy_changed(l->arg, old, cur);
+}
+
+static void pol_free(void *obj)
+{
+	vakt_policy_free(obj);
+}
+
+static const struct obj_kind pol_kind = {
+	.name = "NetworkPolicy",
+	.ent_size = sizeof(struct obj_ent),
+	.table_off = offsetof(struct vakt_store, pols),
+	.list_off = offsetof(struct ns_bucket, pols),
+	.changed = pol_changed,
+	.free = pol_free,
+};
+
+int vakt_store_put_pod(struct vakt_store *s, struct vakt_pod *pod)
+{
+	if (!pod)
+		return -EINVAL;
+	return obj_put(&pod_kind, s, pod, pod->ns, pod->name);
 }
 
 int vakt_store_put_policy(struct vakt_store *s, struct vakt_policy *pol)
 {
-	struct objkey k;
-	struct pol_ent *pe;
-	struct vakt_policy *old;
-	struct ns_bucket *b;
-	uint64_t h;
-	int err;
-
 	if (!pol)
 		return -EINVAL;
-	err = check_key("NetworkPolicy", pol->ns, pol->name);
-	if (err)
-		goto err_free;
-	k.ns = pol->ns;
-	k.name = pol->name;
-	h = hash_objkey(pol->ns, pol->name);
-	pe = vakt_htab_find(&s->pols, h, pol_eq, &k);
-	if (pe) {
-		old = pe->pol;
-		pe->pol = pol;
-		if (s->l.policy_changed)
-			s->l.policy_changed(s->l.arg, old, pol);
-		vakt_policy_free(old);
-		return 0;
-	}
-	b = bucket_get(s, pol->ns);
-	if (!b)
-		goto err_nomem;
-	pe = calloc(1, sizeof(*pe));
-	if (!pe)
-		goto err_bucket;
-	pe->pol = pol;
-	pe->b = b;
-	pe->hash = h;
-	if (grow((void ***)&b->pols, b->npols, &b->polcap) || vakt_htab_insert(&s->pols, h, pe))
-		goto err_ent;
-	pe->idx = b->npols;
-	b->pols[b->npols++] = pe;
-	if (s->l.policy_changed)
-		s->l.policy_changed(s->l.arg, NULL, pol);
-	return 0;
-
-err_ent:
-	free(pe);
-err_bucket:
-	bucket_put_if_empty(s, b);
-err_nomem:
-	err = -ENOMEM;
-	log_error("store: out of memory", "kind=NetworkPolicy ns=%s name=%s", pol->ns, pol->name);
-err_free:
-	vakt_policy_free(pol);
-	return err;
+	return obj_put(&pol_kind, s, pol, pol->ns, pol->name);
 }
 
 int vakt_store_del_namespace(struct vakt_store *s, const char *name)
@@ -415,49 +505,12 @@ int vakt_store_del_namespace(struct vakt_store *s, const char *name)
 
 int vakt_store_del_pod(struct vakt_store *s, const char *ns, const char *name)
 {
-	struct objkey k = { ns, name };
-	struct ns_bucket *b;
-	struct pod_ent *pe;
-
-	if (!ns || !name)
-		return -ENOENT;
-	pe = vakt_htab_find(&s->pods, hash_objkey(ns, name), pod_eq, &k);
-	if (!pe)
-		return -ENOENT;
-	b = pe->b;
-	addrs_unindex(s, pe);
-	vakt_htab_remove(&s->pods, pe->hash, pe);
-	b->pods[pe->idx] = b->pods[--b->npods];
-	b->pods[pe->idx]->idx = pe->idx;
-	if (s->l.pod_changed)
-		s->l.pod_changed(s->l.arg, pe->pod, NULL);
-	vakt_pod_free(pe->pod);
-	free(pe);
-	bucket_put_if_empty(s, b);
-	return 0;
+	return obj_del(&pod_kind, s, ns, name);
 }
 
 int vakt_store_del_policy(struct vakt_store *s, const char *ns, const char *name)
 {
-	struct objkey k = { ns, name };
-	struct ns_bucket *b;
-	struct pol_ent *pe;
-
-	if (!ns || !name)
-		return -ENOENT;
-	pe = vakt_htab_find(&s->pols, hash_objkey(ns, name), pol_eq, &k);
-	if (!pe)
-		return -ENOENT;
-	b = pe->b;
-	vakt_htab_remove(&s->pols, pe->hash, pe);
-	b->pols[pe->idx] = b->pols[--b->npols];
-	b->pols[pe->idx]->idx = pe->idx;
-	if (s->l.policy_changed)
-		s->l.policy_changed(s->l.arg, pe->pol, NULL);
-	vakt_policy_free(pe->pol);
-	free(pe);
-	bucket_put_if_empty(s, b);
-	return 0;
+	return obj_del(&pol_kind, s, ns, name);
 }
 
 const struct vakt_namespace *vakt_store_namespace(const struct vakt_store *s, const char *name)
@@ -470,13 +523,9 @@ const struct vakt_namespace *vakt_store_namespace(const struct vakt_store *s, co
 const struct vakt_pod *vakt_store_pod(const struct vakt_store *s, const char *ns,
 				      const char *name)
 {
-	struct objkey k = { ns, name };
-	struct pod_ent *pe;
+	const struct obj_ent *e = obj_find(&s->pods, ns, name);
 
-	if (!ns || !name)
-		return NULL;
-	pe = vakt_htab_find(&s->pods, hash_objkey(ns, name), pod_eq, &k);
-	return pe ? pe->pod : NULL;
+	return e ? e->obj : NULL;
 }
 
 const struct vakt_pod *vakt_store_pod_by_addr(const struct vakt_store *s,
@@ -484,19 +533,15 @@ const struct vakt_pod *vakt_store_pod_by_addr(const struct vakt_store *s,
 {
 	struct addr_ref *r = vakt_htab_find(&s->addrs, hash_addr(a), addr_eq, a);
 
-	return r ? r->pe->pod : NULL;
+	return r ? ent_pod(r->pe) : NULL;
 }
 
 const struct vakt_policy *vakt_store_policy(const struct vakt_store *s, const char *ns,
 					    const char *name)
 {
-	struct objkey k = { ns, name };
-	struct pol_ent *pe;
+	const struct obj_ent *e = obj_find(&s->pols, ns, name);
 
-	if (!ns || !name)
-		return NULL;
-	pe = vakt_htab_find(&s->pols, hash_objkey(ns, name), pol_eq, &k);
-	return pe ? pe->pol : NULL;
+	return e ? e->obj : NULL;
 }
 
 size_t vakt_store_count_namespaces(const struct vakt_store *s)
@@ -536,9 +581,9 @@ int vakt_store_foreach_pod(const struct vakt_store *s,
 	int ret;
 
 	for (i = 0; i < vakt_htab_cap(&s->pods); i++) {
-		const struct pod_ent *pe = s->pods.slots[i].item;
+		const struct obj_ent *e = s->pods.slots[i].item;
 
-		if (pe && (ret = cb(arg, pe->pod)))
+		if (e && (ret = cb(arg, e->obj)))
 			return ret;
 	}
 	return 0;
@@ -551,9 +596,9 @@ int vakt_store_foreach_policy(const struct vakt_store *s,
 	int ret;
 
 	for (i = 0; i < vakt_htab_cap(&s->pols); i++) {
-		const struct pol_ent *pe = s->pols.slots[i].item;
+		const struct obj_ent *e = s->pols.slots[i].item;
 
-		if (pe && (ret = cb(arg, pe->pol)))
+		if (e && (ret = cb(arg, e->obj)))
 			return ret;
 	}
 	return 0;
@@ -566,8 +611,8 @@ int vakt_store_foreach_policy_in(const struct vakt_store *s, const char *ns,
 	size_t i;
 	int ret;
 
-	for (i = 0; b && i < b->npols; i++)
-		if ((ret = cb(arg, b->pols[i]->pol)))
+	for (i = 0; b && i < b->pols.n; i++)
+		if ((ret = cb(arg, b->pols.v[i]->obj)))
 			return ret;
 	return 0;
 }
@@ -579,8 +624,8 @@ int vakt_store_foreach_pod_in(const struct vakt_store *s, const char *ns,
 	size_t i;
 	int ret;
 
-	for (i = 0; b && i < b->npods; i++)
-		if ((ret = cb(arg, b->pods[i]->pod)))
+	for (i = 0; b && i < b->pods.n; i++)
+		if ((ret = cb(arg, b->pods.v[i]->obj)))
 			return ret;
 	return 0;
 }
@@ -604,10 +649,10 @@ int vakt_store_pods_sorted(const struct vakt_store *s, const struct vakt_pod ***
 		return -ENOMEM;
 	}
 	for (i = 0; i < vakt_htab_cap(&s->pods); i++) {
-		const struct pod_ent *pe = s->pods.slots[i].item;
+		const struct obj_ent *e = s->pods.slots[i].item;
 
-		if (pe)
-			v[k++] = pe->pod;
+		if (e)
+			v[k++] = e->obj;
 	}
 	qsort(v, k, sizeof(*v), pod_ptr_cmp);
 	*out = v;
