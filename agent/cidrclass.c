@@ -236,9 +236,7 @@ void pname_put(struct vakt_compiler *c, struct pname *n)
 
 static void sig_free(struct csig *g)
 {
-	for (size_t i = 0; i < g->nports; i++)
-		free(g->ports[i].name);
-	free(g->ports);
+	nports_free(g->ports, g->nports);
 	free(g->text);
 	free(g);
 }
@@ -264,7 +262,7 @@ static int nport_cmp(const void *a, const void *b)
 static struct csig *sig_get(struct vakt_compiler *c, struct vakt_named_port *ports, size_t n)
 {
 	char *text = NULL;
-	size_t len, i;
+	size_t len;
 	struct csig *g;
 	uint64_t h;
 	FILE *f;
@@ -273,8 +271,7 @@ static struct csig *sig_get(struct vakt_compiler *c, struct vakt_named_port *por
 	f = open_memstream(&text, &len);
 	if (!f)
 		goto err;
-	for (i = 0; i < n; i++)
-		fprintf(f, "%s%s/%u/%u", i ? "," : "", ports[i].name, ports[i].proto, ports[i].port);
+	nports_print(f, ports, n);
 	if (fclose(f))
 		goto err;
 	h = vakt_hash_str(0x736967, text);
@@ -289,16 +286,9 @@ static struct csig *sig_get(struct vakt_compiler *c, struct vakt_named_port *por
 		goto err;
 	g->text = text;
 	g->hash = h;
-	g->ports = calloc(n, sizeof(*g->ports));
-	if (!g->ports)
+	if (nports_dup(&g->ports, ports, n))
 		goto err_sig;
-	for (i = 0; i < n; i++) {
-		g->ports[i] = ports[i];
-		g->ports[i].name = strdup(ports[i].name);
-		g->nports = i + 1;
-		if (!g->ports[i].name)
-			goto err_sig;
-	}
+	g->nports = n;
 	if (vakt_htab_insert(&c->sigs, h, g))
 		goto err_sig;
 	g->refs = 1;

@@ -198,25 +198,7 @@ static uint64_t epkey_hash(const struct epkey *k)
 
 	for (i = 0; i < k->npols; i++)
 		h = vakt_hash_u64(h, (uint64_t)(uintptr_t)k->pols[i]);
-	h = vakt_hash_u64(h, k->nports);
-	for (i = 0; i < k->nports; i++) {
-		h = vakt_hash_str(h, k->ports[i].name);
-		h = vakt_hash_u64(h, ((uint64_t)k->ports[i].proto << 16) | k->ports[i].port);
-	}
-	return h;
-}
-
-static int nports_eq(const struct vakt_named_port *a, size_t na, const struct vakt_named_port *b,
-		     size_t nb)
-{
-	size_t i;
-
-	if (na != nb)
-		return 0;
-	for (i = 0; i < na; i++)
-		if (a[i].port != b[i].port || a[i].proto != b[i].proto || strcmp(a[i].name, b[i].name))
-			return 0;
-	return 1;
+	return nports_hash(h, k->ports, k->nports);
 }
 
 static int epol_eq(const void *item, const void *key)
@@ -274,18 +256,9 @@ void eps_mark_all(struct vakt_compiler *c)
 			cep_mark(c, c->ep_by_id.v[i]);
 }
 
-static void ports_free(struct vakt_named_port *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(p[i].name);
-	free(p);
-}
-
 static void epol_free(struct epol *e)
 {
-	ports_free(e->ports, e->nports);
+	nports_free(e->ports, e->nports);
 	free(e->pols);
 	free(e->ents);
 	vec_free(&e->users);
@@ -311,18 +284,9 @@ static struct epol *epol_new(struct vakt_compiler *c, const struct epkey *k, uin
 		goto err;
 	memcpy(e->pols, k->pols, k->npols * sizeof(*e->pols));
 	e->npols = k->npols;
-	if (k->nports) {
-		e->ports = calloc(k->nports, sizeof(*e->ports));
-		if (!e->ports)
-			goto err;
-		e->nports = k->nports;
-		for (i = 0; i < k->nports; i++) {
-			e->ports[i] = k->ports[i];
-			e->ports[i].name = strdup(k->ports[i].name);
-			if (!e->ports[i].name)
-				goto err;
-		}
-	}
+	if (nports_dup(&e->ports, k->ports, k->nports))
+		goto err;
+	e->nports = k->nports;
 	e->id = idalloc_get_pref(&c->epol_ids, want);
 	if (!e->id) {
 		log_error("compiler: endpoint policy ids exhausted", NULL);
@@ -1582,10 +1546,29 @@ static void flush(struct vakt_compiler *c)
 
 /* --- store listener -------------------------------------------------------------------- */
 
+/*
+ * Called as an event arrives, before it is compiled. An empty journal means
+ * the map writer has written every change, the deletions of the entries of
+ * quarantined ids included: the maps no longer hold their old meaning, so
+ * new content may have them (struct idalloc). Ids are handed out only while
+ * compiling, so settling here rather than at the drain itself loses nothing.
+ */
+static void ids_settle(struct vakt_compiler *c)
+{
+	if (vakt_tables_journal_len(c->t))
+		return;
+	idalloc_settle(&c->ident_ids);
+	idalloc_settle(&c->class_ids);
+	idalloc_settle(&c->epol_ids);
+	idalloc_settle(&c->ep_ids);
+	idalloc_settle(&c->rule_ids);
+}
+
 static void on_namespace(void *arg, const struct vakt_namespace *old, const struct vakt_namespace *cur)
 {
 	struct vakt_compiler *c = arg;
 
+	ids_settle(c);
 	c->st.events++;
 	namespace_event(c, cur ? cur->name : old->name);
 	flush(c);
@@ -1595,6 +1578,7 @@ static void on_pod(void *arg, const struct vakt_pod *old, const struct vakt_pod 
 {
 	struct vakt_compiler *c = arg;
 
+	ids_settle(c);
 	c->st.events++;
 	pod_event(c, old, cur);
 	flush(c);
@@ -1604,6 +1588,7 @@ static void on_policy(void *arg, const struct vakt_policy *old, const struct vak
 {
 	struct vakt_compiler *c = arg;
 
+	ids_settle(c);
 	c->st.events++;
 	policy_event(c, old, cur);
 	flush(c);
@@ -1617,8 +1602,10 @@ static void state_init(struct vakt_compiler *c)
 	c->class_ids = (struct idalloc){ .first = 1, .max = ~VAKT_PEER_CLASS };
 	c->rule_ids = (struct idalloc){ .first = 1, .max = UINT32_MAX - 1 };
 	c->epol_ids = (struct idalloc){ .first = 1, .max = UINT32_MAX - 1 };
+	/* Endpoint ids are few, and a pod without one fails closed: soft. */
 	c->ep_ids = (struct idalloc){ .first = 1,
-				      .max = c->node ? VAKT_MAX_ENDPOINTS - 1 : UINT32_MAX - 1 };
+				      .max = c->node ? VAKT_MAX_ENDPOINTS - 1 : UINT32_MAX - 1,
+				      .soft = 1 };
 }
 
 static void idmap_free(struct idmap *m)
@@ -1982,9 +1969,7 @@ static char *epol_text(const struct vakt_compiler *c, uint32_t id)
 	for (i = 0; i < e->npols; i++)
 		fprintf(f, "%s%s/%s", i ? "," : "", e->pols[i]->ns, e->pols[i]->name);
 	fputs("] ports=[", f);
-	for (i = 0; i < e->nports; i++)
-		fprintf(f, "%s%s/%u/%u", i ? "," : "", e->ports[i].name, e->ports[i].proto,
-			e->ports[i].port);
+	nports_print(f, e->ports, e->nports);
 	fputc(']', f);
 	if (fclose(f)) {
 		free(s);

@@ -32,6 +32,16 @@ struct vakt_compiler_opts {
 
 struct vakt_compiler;
 
+/*
+ * Ids and batches. Whatever the compiler does between two drains of its
+ * tables (vakt_tables_drain(), as vakt_dataplane_apply() does) is one batch
+ * for the map writer, which writes puts before deletes. An id the compiler
+ * frees is therefore not given to new content before the batch that freed
+ * it has been drained: the compiler reuses freed ids only when it finds the
+ * journal empty as an event arrives (docs/architecture.md, map writer). A
+ * caller that never drains never reuses an id.
+ */
+
 /* Registers itself as the store's listener: every later store change is
  * compiled incrementally. The store must outlive the compiler. */
 struct vakt_compiler *vakt_compiler_new(struct vakt_store *s, const struct vakt_compiler_opts *o);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,15 @@ static inline void vec_free(struct vec *v)
 	v->n = v->cap = 0;
 }
 
+/* A growable list of ids; err is set (and the id dropped) when memory runs out. */
+struct idlist {
+	uint32_t *v;
+	size_t n, cap;
+	int err;
+};
+
+void idlist_add(struct idlist *l, uint32_t id);
+
 /*
  * Ids of one space that the pinned maps of a previous agent use (see
  * compiler_seed.c). While attached to an allocator they are reserved: never
@@ -66,6 +76,7 @@ static inline void vec_free(struct vec *v)
  */
 #define IDS_TAKEN 1  /* adopted and in use */
 #define IDS_BANNED 2 /* adoption proved inconsistent: reserve only */
+#define IDS_QUAR 4   /* freed, in the allocator's quarantine */
 #define IDS_FILL_MAX (1U << 22) /* ids accounted for by the gap fill, see idalloc_seed() */
 
 struct idseed {
@@ -79,19 +90,31 @@ struct idseed {
 
 long idseed_find(const struct idseed *s, uint32_t id); /* index or -1 */
 
-/* Ids handed out from [first, max], reused after release. */
+/*
+ * Ids handed out from [first, max], reused after release.
+ *
+ * A released id is quarantined until the tables' journal has been drained:
+ * the map writer applies a batch make-before-break (puts, endpoint records,
+ * then deletes), so an id freed and given to new content within one batch
+ * would, between the puts and the deletes, carry entries of both meanings
+ * at once. idalloc_settle() ends the quarantine; the compiler calls it only
+ * when the journal is empty, i.e. the maps hold exactly the tables, which no
+ * longer mention the freed ids.
+ */
 struct idalloc {
 	uint32_t first, next, max;
-	uint32_t *free;
-	size_t nfree, freecap;
+	struct idlist free; /* reusable now; the last freed first */
+	struct idlist quar; /* freed since the last drain, oldest first */
 	struct idseed *seed; /* reservations in force, or NULL */
-	int soft;            /* when exhausted, a reserved id rather than none (endpoint ids) */
+	int soft;            /* when exhausted, a reserved or quarantined id rather than none */
 };
 
 uint32_t idalloc_get(struct idalloc *a); /* 0: exhausted or no memory */
 /* want if it is a reserved id free for adoption, else any id; 0 as idalloc_get. */
 uint32_t idalloc_get_pref(struct idalloc *a, uint32_t want);
 void idalloc_put(struct idalloc *a, uint32_t id);
+/* The quarantined ids become reusable: their batch has been applied. */
+void idalloc_settle(struct idalloc *a);
 void idalloc_fini(struct idalloc *a);
 /* Attaches reservations to a fresh allocator; detaching frees the unused ones. */
 void idalloc_seed(struct idalloc *a, struct idseed *s);
@@ -368,6 +391,16 @@ struct pkent {
 	uint16_t port;
 	uint8_t proto, plen, action;
 };
+
+/* identity.c: named container port lists (sorted; names owned by the list) */
+uint64_t nports_hash(uint64_t h, const struct vakt_named_port *p, size_t n);
+int nports_eq(const struct vakt_named_port *a, size_t na, const struct vakt_named_port *b,
+	      size_t nb);
+/* *out = a deep copy of p (NULL when n == 0); 0 or -ENOMEM (nothing allocated then). */
+int nports_dup(struct vakt_named_port **out, const struct vakt_named_port *p, size_t n);
+void nports_free(struct vakt_named_port *p, size_t n);
+/* "name/proto/port,...": the canonical text of dumps and signatures. */
+void nports_print(FILE *f, const struct vakt_named_port *p, size_t n);
 
 /* identity.c */
 struct ident *ident_get(struct vakt_compiler *c, const struct vakt_pod *pod,

@@ -40,28 +40,6 @@
 
 /* --- building the seed ---------------------------------------------------------- */
 
-struct idlist {
-	uint32_t *v;
-	size_t n, cap;
-	int err;
-};
-
-static void idlist_add(struct idlist *l, uint32_t id)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		uint32_t *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v) {
-			l->err = -ENOMEM;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = id;
-}
-
 static int u32_cmp(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -314,7 +292,6 @@ void seed_attach(struct vakt_compiler *c)
 	idalloc_seed(&c->class_ids, &s->cls);
 	idalloc_seed(&c->epol_ids, &s->epol);
 	idalloc_seed(&c->ep_ids, &s->ep);
-	c->ep_ids.soft = 1;
 }
 
 static int adopting(const struct vakt_compiler *c)

@@ -32,18 +32,20 @@ long idseed_find(const struct idseed *s, uint32_t id)
 	return s && lo < s->n && s->ids[lo] == id ? (long)lo : -1;
 }
 
-static void free_push(struct idalloc *a, uint32_t id)
+void idlist_add(struct idlist *l, uint32_t id)
 {
-	if (a->nfree == a->freecap) {
-		size_t cap = a->freecap ? a->freecap * 2 : 64;
-		uint32_t *f = realloc(a->free, cap * sizeof(*f));
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		uint32_t *v = realloc(l->v, cap * sizeof(*v));
 
-		if (!f)
-			return; /* the id leaks: harmless, the space is large */
-		a->free = f;
-		a->freecap = cap;
+		if (!v) {
+			l->err = -ENOMEM;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
 	}
-	a->free[a->nfree++] = id;
+	l->v[l->n++] = id;
 }
 
 /* Endpoint ids are few: rather a reserved one than none (the pod would fail closed). */
@@ -52,7 +54,8 @@ static uint32_t soft_take(struct idalloc *a)
 	struct idseed *s = a->seed;
 
 	for (size_t i = 0; s && a->soft && i < s->n; i++) {
-		if (!(s->st[i] & IDS_TAKEN) && s->ids[i] >= a->first && s->ids[i] <= a->max) {
+		if (!(s->st[i] & (IDS_TAKEN | IDS_QUAR)) && s->ids[i] >= a->first &&
+		    s->ids[i] <= a->max) {
 			s->st[i] |= IDS_TAKEN;
 			return s->ids[i];
 		}
@@ -60,20 +63,43 @@ static uint32_t soft_take(struct idalloc *a)
 	return 0;
 }
 
+/*
+ * The last resort of soft allocators: the id quarantined longest. For an
+ * endpoint id that only risks a moment of shared conntrack scope and
+ * counters within the batch (no policy lookup uses ep_ids); failing the pod
+ * closed would last until it is deleted.
+ */
+static uint32_t quar_take(struct idalloc *a)
+{
+	uint32_t id;
+	long i;
+
+	if (!a->soft || !a->quar.n)
+		return 0;
+	id = a->quar.v[0];
+	memmove(a->quar.v, a->quar.v + 1, --a->quar.n * sizeof(*a->quar.v));
+	i = idseed_find(a->seed, id);
+	if (i >= 0)
+		a->seed->st[i] = (uint8_t)((a->seed->st[i] & ~IDS_QUAR) | IDS_TAKEN);
+	return id;
+}
+
 uint32_t idalloc_get(struct idalloc *a)
 {
-	if (a->nfree)
-		return a->free[--a->nfree];
+	uint32_t id;
+
+	if (a->free.n)
+		return a->free.v[--a->free.n];
 	if (!a->next)
 		a->next = a->first;
 	/* The free list never holds reserved ids; the counter may meet some above fill_max. */
 	while (a->next <= a->max && a->next != 0) {
-		uint32_t id = a->next++;
-
+		id = a->next++;
 		if (!a->seed || id <= a->seed->fill_max || idseed_find(a->seed, id) < 0)
 			return id;
 	}
-	return soft_take(a);
+	id = soft_take(a);
+	return id ? id : quar_take(a);
 }
 
 uint32_t idalloc_get_pref(struct idalloc *a, uint32_t want)
@@ -94,20 +120,33 @@ void idalloc_put(struct idalloc *a, uint32_t id)
 
 	if (!id)
 		return;
+	/* A reserved id stays reserved: its content may differ from what the maps mean by it. */
 	i = idseed_find(a->seed, id);
-	if (i >= 0) {
-		/* Still reserved: its content may differ from what the maps mean by it. */
-		a->seed->st[i] &= (uint8_t)~IDS_TAKEN;
-		return;
+	if (i >= 0)
+		a->seed->st[i] = (uint8_t)((a->seed->st[i] & ~IDS_TAKEN) | IDS_QUAR);
+	idlist_add(&a->quar, id); /* on failure the id leaks: harmless, the space is large */
+}
+
+void idalloc_settle(struct idalloc *a)
+{
+	for (size_t k = 0; k < a->quar.n; k++) {
+		uint32_t id = a->quar.v[k];
+		long i = idseed_find(a->seed, id);
+
+		if (i >= 0)
+			a->seed->st[i] &= (uint8_t)~IDS_QUAR;
+		else
+			idlist_add(&a->free, id);
 	}
-	free_push(a, id);
+	a->quar.n = 0;
 }
 
 void idalloc_fini(struct idalloc *a)
 {
-	free(a->free);
-	a->free = NULL;
-	a->nfree = a->freecap = 0;
+	free(a->free.v);
+	free(a->quar.v);
+	memset(&a->free, 0, sizeof(a->free));
+	memset(&a->quar, 0, sizeof(a->quar));
 	a->next = 0;
 	a->seed = NULL;
 }
@@ -125,7 +164,7 @@ void idalloc_seed(struct idalloc *a, struct idseed *s)
 	size_t i;
 
 	for (i = 0; i < s->n; i++) {
-		s->st[i] &= (uint8_t)~IDS_TAKEN;
+		s->st[i] &= (uint8_t)~(IDS_TAKEN | IDS_QUAR);
 		if (s->ids[i] >= a->first && s->ids[i] <= a->max &&
 		    s->ids[i] - a->first < IDS_FILL_MAX && s->ids[i] > top)
 			top = s->ids[i];
@@ -137,11 +176,16 @@ void idalloc_seed(struct idalloc *a, struct idseed *s)
 	/* Pushed downwards: the lowest ids come off the free list first. */
 	for (id = top; id >= a->first && id; id--)
 		if (idseed_find(s, id) < 0)
-			free_push(a, id);
+			idlist_add(&a->free, id);
 	if (!a->next || a->next <= top)
 		a->next = top + 1;
 }
 
+/*
+ * Reserved ids nobody took are quarantined like freed ones, so that the
+ * release is safe even before the batch holding the reconcile's deletions
+ * has been drained; those already quarantined are there once.
+ */
 void idalloc_unseed(struct idalloc *a)
 {
 	struct idseed *s = a->seed;
@@ -151,8 +195,9 @@ void idalloc_unseed(struct idalloc *a)
 		return;
 	a->seed = NULL;
 	for (i = s->n; i-- > 0;)
-		if (!(s->st[i] & IDS_TAKEN) && s->ids[i] >= a->first && s->ids[i] <= s->fill_max)
-			free_push(a, s->ids[i]);
+		if (!(s->st[i] & (IDS_TAKEN | IDS_QUAR)) && s->ids[i] >= a->first &&
+		    s->ids[i] <= s->fill_max)
+			idlist_add(&a->quar, s->ids[i]);
 }
 
 int idmap_set(struct idmap *m, size_t idx, void *p)
@@ -174,6 +219,64 @@ int idmap_set(struct idmap *m, size_t idx, void *p)
 	}
 	m->v[idx] = p;
 	return 0;
+}
+
+/* --- named port lists --------------------------------------------------------- */
+
+uint64_t nports_hash(uint64_t h, const struct vakt_named_port *p, size_t n)
+{
+	h = vakt_hash_u64(h, n);
+	for (size_t i = 0; i < n; i++) {
+		h = vakt_hash_str(h, p[i].name);
+		h = vakt_hash_u64(h, ((uint64_t)p[i].proto << 16) | p[i].port);
+	}
+	return h;
+}
+
+int nports_eq(const struct vakt_named_port *a, size_t na, const struct vakt_named_port *b,
+	      size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].port != b[i].port || a[i].proto != b[i].proto || strcmp(a[i].name, b[i].name))
+			return 0;
+	return 1;
+}
+
+void nports_free(struct vakt_named_port *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].name);
+	free(p);
+}
+
+int nports_dup(struct vakt_named_port **out, const struct vakt_named_port *p, size_t n)
+{
+	struct vakt_named_port *d;
+
+	*out = NULL;
+	if (!n)
+		return 0;
+	d = calloc(n, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		d[i] = p[i];
+		d[i].name = strdup(p[i].name);
+		if (!d[i].name) {
+			nports_free(d, i);
+			return -ENOMEM;
+		}
+	}
+	*out = d;
+	return 0;
+}
+
+void nports_print(FILE *f, const struct vakt_named_port *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s/%u/%u", i ? "," : "", p[i].name, p[i].proto, p[i].port);
 }
 
 /* --- identities ------------------------------------------------------------ */
@@ -202,31 +305,12 @@ static uint64_t hash_labels(uint64_t h, const struct vakt_labels *l)
 static uint64_t identkey_hash(const struct identkey *k)
 {
 	uint64_t h = vakt_hash_str(0x6964, k->ns);
-	size_t i;
 
 	h = hash_labels(h, k->labels);
 	h = vakt_hash_u64(h, (uint64_t)k->ns_known);
 	if (k->ns_known)
 		h = hash_labels(h, k->nsl);
-	h = vakt_hash_u64(h, k->nports);
-	for (i = 0; i < k->nports; i++) {
-		h = vakt_hash_str(h, k->ports[i].name);
-		h = vakt_hash_u64(h, ((uint64_t)k->ports[i].proto << 16) | k->ports[i].port);
-	}
-	return h;
-}
-
-static int ports_eq(const struct vakt_named_port *a, size_t na, const struct vakt_named_port *b,
-		    size_t nb)
-{
-	size_t i;
-
-	if (na != nb)
-		return 0;
-	for (i = 0; i < na; i++)
-		if (a[i].port != b[i].port || a[i].proto != b[i].proto || strcmp(a[i].name, b[i].name))
-			return 0;
-	return 1;
+	return nports_hash(h, k->ports, k->nports);
 }
 
 static int ident_eq(const void *item, const void *key)
@@ -237,7 +321,7 @@ static int ident_eq(const void *item, const void *key)
 	return id->ns_known == k->ns_known && !strcmp(id->rep.ns, k->ns) &&
 	       !vakt_labels_cmp(&id->rep.labels, k->labels) &&
 	       (!k->ns_known || !vakt_labels_cmp(&id->rep_ns.labels, k->nsl)) &&
-	       ports_eq(id->rep.ports, id->rep.nports, k->ports, k->nports);
+	       nports_eq(id->rep.ports, id->rep.nports, k->ports, k->nports);
 }
 
 static int idns_eq(const void *item, const void *key)
@@ -333,9 +417,7 @@ static void ident_free(struct ident *id)
 {
 	vakt_labels_free(&id->rep.labels);
 	vakt_labels_free(&id->rep_ns.labels);
-	for (size_t i = 0; i < id->rep.nports; i++)
-		free(id->rep.ports[i].name);
-	free(id->rep.ports);
+	nports_free(id->rep.ports, id->rep.nports);
 	free(id->rep.ns);
 	vec_free(&id->sels);
 	free(id);
@@ -344,7 +426,6 @@ static void ident_free(struct ident *id)
 static struct ident *ident_new(const struct identkey *k, uint64_t h)
 {
 	struct ident *id = calloc(1, sizeof(*id));
-	size_t i;
 
 	if (!id)
 		return NULL;
@@ -353,20 +434,10 @@ static struct ident *ident_new(const struct identkey *k, uint64_t h)
 	id->rep.ns = strdup(k->ns);
 	id->rep_ns.name = id->rep.ns;
 	if (!id->rep.ns || vakt_labels_copy(&id->rep.labels, k->labels) ||
-	    (k->ns_known && vakt_labels_copy(&id->rep_ns.labels, k->nsl)))
+	    (k->ns_known && vakt_labels_copy(&id->rep_ns.labels, k->nsl)) ||
+	    nports_dup(&id->rep.ports, k->ports, k->nports))
 		goto err;
-	if (k->nports) {
-		id->rep.ports = calloc(k->nports, sizeof(*id->rep.ports));
-		if (!id->rep.ports)
-			goto err;
-		id->rep.nports = k->nports;
-		for (i = 0; i < k->nports; i++) {
-			id->rep.ports[i] = k->ports[i];
-			id->rep.ports[i].name = strdup(k->ports[i].name);
-			if (!id->rep.ports[i].name)
-				goto err;
-		}
-	}
+	id->rep.nports = k->nports;
 	return id;
 err:
 	ident_free(id);
@@ -525,7 +596,7 @@ static void put_selector(FILE *f, const struct vakt_selector *s)
 
 int ident_desc(const struct ident *id, char **out)
 {
-	size_t len, i;
+	size_t len;
 	FILE *f = open_memstream(out, &len);
 
 	if (!f)
@@ -538,9 +609,7 @@ int ident_desc(const struct ident *id, char **out)
 	else
 		fputs("(unknown)", f);
 	fputs(" ports=[", f);
-	for (i = 0; i < id->rep.nports; i++)
-		fprintf(f, "%s%s/%u/%u", i ? "," : "", id->rep.ports[i].name,
-			id->rep.ports[i].proto, id->rep.ports[i].port);
+	nports_print(f, id->rep.ports, id->rep.nports);
 	fputc(']', f);
 	return fclose(f) ? -ENOMEM : 0;
 }
@@ -736,14 +805,19 @@ static struct sel *sel_ref(struct sel *s, struct epol *user)
 	return s;
 }
 
-struct sel *sel_get_peer(struct vakt_compiler *c, const struct vakt_peer *peer,
-			 const char *policy_ns, struct epol *user)
+/*
+ * The cached selector with this key, taken for user; or a new one holding
+ * key and kind for the caller to complete and install (*fresh set). Takes
+ * key (NULL: out of memory already). NULL when out of memory.
+ */
+static struct sel *sel_find_or_new(struct vakt_compiler *c, char *key, enum sel_kind kind,
+				   struct epol *user, int *fresh)
 {
-	char *key = peer_key(peer, policy_ns);
 	struct sel *s;
 
+	*fresh = 0;
 	if (!key)
-		goto err;
+		return NULL;
 	s = vakt_htab_find(&c->sels, vakt_hash_str(0x73656c, key), sel_eq, key);
 	if (s) {
 		free(key);
@@ -752,56 +826,60 @@ struct sel *sel_get_peer(struct vakt_compiler *c, const struct vakt_peer *peer,
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		free(key);
-		goto err;
+		return NULL;
 	}
 	s->key = key;
-	s->kind = SEL_PEER;
-	s->policy_ns = strdup(policy_ns);
-	if (!s->policy_ns || selector_copy(&s->peer.pod_sel, peer->pod_sel) ||
-	    selector_copy(&s->peer.ns_sel, peer->ns_sel)) {
+	s->kind = kind;
+	*fresh = 1;
+	return s;
+}
+
+/* A new selector whose fields were filled (ok) or not (out of memory). */
+static struct sel *sel_finish(struct vakt_compiler *c, struct sel *s, int ok, struct epol *user)
+{
+	if (!ok) {
 		sel_free(s);
-		goto err;
+		return NULL;
 	}
-	s = sel_install(c, s, user);
-	if (s)
-		return s;
-err:
-	log_error("compiler: out of memory", "what=selector ns=%s", policy_ns);
-	return NULL;
+	return sel_install(c, s, user);
+}
+
+struct sel *sel_get_peer(struct vakt_compiler *c, const struct vakt_peer *peer,
+			 const char *policy_ns, struct epol *user)
+{
+	int fresh;
+	struct sel *s = sel_find_or_new(c, peer_key(peer, policy_ns), SEL_PEER, user, &fresh);
+
+	if (s && fresh) {
+		s->policy_ns = strdup(policy_ns);
+		s = sel_finish(c, s,
+			       s->policy_ns && !selector_copy(&s->peer.pod_sel, peer->pod_sel) &&
+				       !selector_copy(&s->peer.ns_sel, peer->ns_sel),
+			       user);
+	}
+	if (!s)
+		log_error("compiler: out of memory", "what=selector ns=%s", policy_ns);
+	return s;
 }
 
 struct sel *sel_get_portname(struct vakt_compiler *c, const char *name, uint8_t proto,
 			     struct epol *user)
 {
 	char *key = NULL;
+	int fresh;
 	struct sel *s;
 
 	if (asprintf(&key, "N|%u|%s", proto, name) < 0)
-		goto err;
-	s = vakt_htab_find(&c->sels, vakt_hash_str(0x73656c, key), sel_eq, key);
-	if (s) {
-		free(key);
-		return sel_ref(s, user) ? s : NULL;
+		key = NULL;
+	s = sel_find_or_new(c, key, SEL_PORTNAME, user, &fresh);
+	if (s && fresh) {
+		s->pproto = proto;
+		s->pname = strdup(name);
+		s = sel_finish(c, s, s->pname != NULL, user);
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		free(key);
-		goto err;
-	}
-	s->key = key;
-	s->kind = SEL_PORTNAME;
-	s->pproto = proto;
-	s->pname = strdup(name);
-	if (!s->pname) {
-		sel_free(s);
-		goto err;
-	}
-	s = sel_install(c, s, user);
-	if (s)
-		return s;
-err:
-	log_error("compiler: out of memory", "what=named port selector name=%s", name);
-	return NULL;
+	if (!s)
+		log_error("compiler: out of memory", "what=named port selector name=%s", name);
+	return s;
 }
 
 void sel_put(struct vakt_compiler *c, struct sel *s, struct epol *user)

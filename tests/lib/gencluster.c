@@ -787,31 +787,45 @@ static int ev_namespace(struct vakt_gen *g, struct vakt_store *s, char *d, size_
 	return vakt_store_put_namespace(s, gen_namespace(g, i));
 }
 
+static int ev_policy_add(struct vakt_gen *g, struct vakt_store *s, char *d, size_t n)
+{
+	size_t i = rnd(g, (unsigned int)g->o.namespaces);
+	char ns[32];
+
+	snprintf(d, n, "policy add %s/pol-%llu", vakt_gen_ns_name(g, i, ns, sizeof(ns)),
+		 (unsigned long long)g->next_pol);
+	return put_policy(g, s, i);
+}
+
+static int ev_policy_del(struct vakt_gen *g, struct vakt_store *s, char *d, size_t n)
+{
+	size_t i = rnd(g, (unsigned int)g->npols);
+	char ns[32];
+	int err;
+
+	vakt_gen_ns_name(g, g->pols[i].ns, ns, sizeof(ns));
+	snprintf(d, n, "policy del %s/%s", ns, g->pols[i].name);
+	err = vakt_store_del_policy(s, ns, g->pols[i].name);
+	ref_del(g->pols, &g->npols, i);
+	return err;
+}
+
 static int ev_policy(struct vakt_gen *g, struct vakt_store *s, char *d, size_t n)
 {
 	unsigned int r = rnd(g, 100);
 	size_t i;
 	char ns[32];
 	struct vakt_policy *p;
-	int err;
 
-	if (r < 45 || !g->npols) {
-		i = rnd(g, (unsigned int)g->o.namespaces);
-		snprintf(d, n, "policy add %s/pol-%llu", vakt_gen_ns_name(g, i, ns, sizeof(ns)),
-			 (unsigned long long)g->next_pol);
-		return put_policy(g, s, i);
-	}
+	if (r < 45 || !g->npols)
+		return ev_policy_add(g, s, d, n);
+	if (r >= 75)
+		return ev_policy_del(g, s, d, n);
 	i = rnd(g, (unsigned int)g->npols);
 	vakt_gen_ns_name(g, g->pols[i].ns, ns, sizeof(ns));
-	if (r < 75) {
-		snprintf(d, n, "policy change %s/%s", ns, g->pols[i].name);
-		p = vakt_gen_policy(g, g->pols[i].ns, g->pols[i].name);
-		return p ? vakt_store_put_policy(s, p) : -ENOMEM;
-	}
-	snprintf(d, n, "policy del %s/%s", ns, g->pols[i].name);
-	err = vakt_store_del_policy(s, ns, g->pols[i].name);
-	ref_del(g->pols, &g->npols, i);
-	return err;
+	snprintf(d, n, "policy change %s/%s", ns, g->pols[i].name);
+	p = vakt_gen_policy(g, g->pols[i].ns, g->pols[i].name);
+	return p ? vakt_store_put_policy(s, p) : -ENOMEM;
 }
 
 int vakt_gen_event(struct vakt_gen *g, struct vakt_store *s, char *desc, size_t len)
@@ -832,4 +846,117 @@ int vakt_gen_event(struct vakt_gen *g, struct vakt_store *s, char *desc, size_t 
 	if (r < 70)
 		return ev_namespace(g, s, desc, len);
 	return ev_policy(g, s, desc, len);
+}
+
+/* Two events: the description of the second follows the first's. */
+static int ev_pair(struct vakt_gen *g, struct vakt_store *s, char *d, size_t n,
+		   int (*first)(struct vakt_gen *, struct vakt_store *, char *, size_t),
+		   int (*second)(struct vakt_gen *, struct vakt_store *, char *, size_t))
+{
+	size_t used;
+	int err = first(g, s, d, n);
+
+	if (err)
+		return err;
+	used = strlen(d);
+	if (used + 4 >= n)
+		return second(g, s, d, n);
+	snprintf(d + used, n - used, " + ");
+	return second(g, s, d + used + 3, n - used - 3);
+}
+
+static int ev_pod_add_new_labels(struct vakt_gen *g, struct vakt_store *s, char *d, size_t n)
+{
+	size_t ns = rnd(g, (unsigned int)g->o.namespaces);
+	/* A variant label of its own: a new identity. */
+	struct vakt_pod *p = pod_make(g, ns, rnd(g, apps(g)), 1 + rnd(g, 1000));
+
+	if (p)
+		snprintf(d, n, "pod add %s/%s (new labels)", p->ns, p->name);
+	return put_pod(g, s, p, ns);
+}
+
+int vakt_gen_event_churn(struct vakt_gen *g, struct vakt_store *s, enum vakt_gen_kind kind,
+			 char *desc, size_t len)
+{
+	char scratch[128];
+	unsigned int r = rnd(g, 4);
+
+	if (!desc) {
+		desc = scratch;
+		len = sizeof(scratch);
+	}
+	if (kind == VAKT_GEN_PODS) {
+		if (!g->npods || r == 0)
+			return ev_pod_add(g, s, desc, len);
+		if (r == 1)
+			return ev_pod_del(g, s, desc, len);
+		return ev_pair(g, s, desc, len, ev_pod_del, ev_pod_add_new_labels);
+	}
+	if (!g->npols || r == 0)
+		return ev_policy_add(g, s, desc, len);
+	if (r == 1)
+		return ev_policy_del(g, s, desc, len);
+	return ev_pair(g, s, desc, len, ev_policy_del, ev_policy_add);
+}
+
+static int copy_ns(void *arg, const struct vakt_namespace *ns)
+{
+	return vakt_store_put_namespace(arg, vakt_namespace_dup(ns));
+}
+
+static int copy_pod(void *arg, const struct vakt_pod *p)
+{
+	return vakt_store_put_pod(arg, vakt_pod_dup(p));
+}
+
+static int copy_pol(void *arg, const struct vakt_policy *p)
+{
+	return vakt_store_put_policy(arg, vakt_policy_dup(p));
+}
+
+struct vakt_store *vakt_gen_store_copy(const struct vakt_store *s)
+{
+	struct vakt_store *d = vakt_store_new();
+
+	if (!d)
+		return NULL;
+	if (vakt_store_foreach_namespace(s, copy_ns, d) ||
+	    vakt_store_foreach_policy(s, copy_pol, d) || vakt_store_foreach_pod(s, copy_pod, d)) {
+		vakt_store_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+char *vakt_gen_dump(const struct vakt_compiler *c)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	if (vakt_compiler_dump_canonical(c, f)) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *vakt_gen_fresh_dump(const struct vakt_store *s, const char *node)
+{
+	struct vakt_compiler_opts o = { .node = node };
+	struct vakt_store *copy = vakt_gen_store_copy(s);
+	struct vakt_compiler *c = copy ? vakt_compiler_new(copy, &o) : NULL;
+	char *d = c && !vakt_compiler_full(c) ? vakt_gen_dump(c) : NULL;
+
+	vakt_compiler_free(c);
+	vakt_store_free(copy);
+	return d;
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler.h"
 #include "model.h"
 #include "store.h"
 
@@ -55,8 +56,27 @@ struct vakt_policy *vakt_gen_policy(struct vakt_gen *g, size_t ns_idx, const cha
  * a one-line description. Returns 0 or -errno.
  */
 int vakt_gen_event(struct vakt_gen *g, struct vakt_store *s, char *desc, size_t len);
+enum vakt_gen_kind { VAKT_GEN_PODS, VAKT_GEN_POLICIES };
+
+/*
+ * One random event of one kind that never changes an object in place: a pod
+ * (policy) is added, deleted, or replaced by one of other content (deleted,
+ * and a pod with a label set of its own, or a new policy of the same
+ * namespace, added: two store events). Within one batch, replacements free
+ * ids (identity, CIDR class, endpoint policy, endpoint) and allocate ids for
+ * new content. Returns 0 or -errno.
+ */
+int vakt_gen_event_churn(struct vakt_gen *g, struct vakt_store *s, enum vakt_gen_kind kind,
+			 char *desc, size_t len);
 
 uint64_t vakt_gen_rand(struct vakt_gen *g);
+/* A new store holding copies of every object of s (namespaces, policies,
+ * then pods); NULL on failure. */
+struct vakt_store *vakt_gen_store_copy(const struct vakt_store *s);
+/* vakt_compiler_dump_canonical() of c as a string (caller frees); NULL on failure. */
+char *vakt_gen_dump(const struct vakt_compiler *c);
+/* The same for a fresh compiler's full compile of a copy of s, with opts.node = node. */
+char *vakt_gen_fresh_dump(const struct vakt_store *s, const char *node);
 const char *vakt_gen_ns_name(const struct vakt_gen *g, size_t idx, char *buf, size_t len);
 const char *vakt_gen_node_name(size_t idx, char *buf, size_t len);
 

@@ -83,6 +83,56 @@ static int discard(void *arg, enum vakt_table_id id, const void *key, const void
 	return 0;
 }
 
+int vakt_rcheck_mark_written(struct vakt_tables *t)
+{
+	return vakt_tables_drain(t, discard, NULL, NULL);
+}
+
+struct vakt_tables *vakt_rcheck_tables_copy(const struct vakt_tables *t)
+{
+	struct vakt_tables *d = vakt_tables_new();
+	int err = 0;
+
+	if (!d)
+		return NULL;
+	for (int id = 0; id < VAKT_T_COUNT; id++) {
+		struct copy c = { d, (enum vakt_table_id)id };
+
+		vakt_tables_set_limit(d, c.id, 0);
+		err |= vakt_tables_foreach(t, c.id, copy_cb, &c);
+	}
+	if (err || vakt_rcheck_mark_written(d)) {
+		vakt_tables_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+struct cmp {
+	const struct vakt_tables *other;
+	enum vakt_table_id id;
+};
+
+static int cmp_cb(void *arg, const void *key, const void *val)
+{
+	const struct cmp *c = arg;
+	const void *o = vakt_tables_get(c->other, c->id, key);
+
+	return !o || memcmp(o, val, vakt_table_value_size(c->id));
+}
+
+int vakt_rcheck_tables_equal(const struct vakt_tables *x, const struct vakt_tables *y)
+{
+	for (int id = 0; id < VAKT_T_COUNT; id++) {
+		struct cmp c = { y, (enum vakt_table_id)id };
+
+		if (vakt_tables_count(x, c.id) != vakt_tables_count(y, c.id) ||
+		    vakt_tables_foreach(x, c.id, cmp_cb, &c))
+			return 0;
+	}
+	return 1;
+}
+
 struct vakt_rcheck *vakt_rcheck_new(const struct vakt_tables *a, const struct vakt_tables *b,
 				    const struct vakt_tables *start)
 {
@@ -94,16 +144,9 @@ struct vakt_rcheck *vakt_rcheck_new(const struct vakt_tables *a, const struct va
 		return NULL;
 	rc->a = a;
 	rc->b = b;
-	rc->m = vakt_tables_new();
+	rc->m = vakt_rcheck_tables_copy(start);
 	if (!rc->m)
 		goto err;
-	for (int id = 0; id < VAKT_T_COUNT; id++) {
-		struct copy c = { rc->m, (enum vakt_table_id)id };
-
-		vakt_tables_set_limit(rc->m, c.id, 0);
-		err |= vakt_tables_foreach(start, c.id, copy_cb, &c);
-	}
-	vakt_tables_drain(rc->m, discard, NULL, NULL);
 	err |= vakt_tables_foreach(a, VAKT_T_IPCACHE, peer_cb, rc);
 	err |= vakt_tables_foreach(b, VAKT_T_IPCACHE, peer_cb, rc);
 	err |= vakt_tables_foreach(a, VAKT_T_ENDPOINTS, peer_cb, rc);
@@ -164,7 +207,7 @@ static void violation(struct vakt_rcheck *rc, const struct vakt_addr *self,
 	if (!rc->violations++)
 		snprintf(rc->first, sizeof(rc->first),
 			 "after write %zu: endpoint %s %s peer %s proto %u port %u allowed, "
-			 "but neither before nor after the restart",
+			 "but neither before nor after",
 			 rc->writes, vakt_addr_str(self, s, sizeof(s)),
 			 f->dir == VAKT_DIR_EGRESS ? "egress to" : "ingress from",
 			 vakt_addr_str(&f->peer, p, sizeof(p)), f->proto, f->dport);
@@ -205,7 +248,7 @@ void vakt_rcheck_write(struct vakt_rcheck *rc, enum vakt_table_id id, const void
 		vakt_tables_put(rc->m, id, key, val);
 	else
 		vakt_tables_del(rc->m, id, key);
-	vakt_tables_drain(rc->m, discard, NULL, NULL);
+	vakt_rcheck_mark_written(rc->m);
 	vakt_rcheck_now(rc);
 }
 
@@ -290,5 +333,24 @@ size_t vakt_rcheck_reconcile(struct vakt_rcheck *rc, const struct vakt_tables *b
 				vakt_rcheck_write(rc, dels[i], k.v + j * k.ksz, NULL);
 	}
 	free(k.v);
+	return rc->writes - before;
+}
+
+/* --- a batch as vakt_dataplane_apply() writes it ------------------------------------- */
+
+static int drain_cb(void *arg, enum vakt_table_id id, const void *key, const void *val)
+{
+	vakt_rcheck_write(arg, id, key, val);
+	return 0;
+}
+
+size_t vakt_rcheck_drain(struct vakt_rcheck *rc, struct vakt_tables *t)
+{
+	size_t before = rc->writes;
+
+	if (vakt_tables_drain(t, drain_cb, rc, NULL)) {
+		rc->violations++;
+		snprintf(rc->first, sizeof(rc->first), "the journal could not be drained");
+	}
 	return rc->writes - before;
 }

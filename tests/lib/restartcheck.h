@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * restartcheck.h - checks the maps while they move from the tables of one
- * compile (A, before a restart) to those of another (B, after it): after
- * every single write, every verdict the current content gives must be one
- * that A or B gives. Writes are mirrored into a userspace copy and the
+ * restartcheck.h - checks the maps while they move from one state of the
+ * tables (A: before a restart, or before a batch of changes) to another (B:
+ * after it): after every single write, every verdict the current content
+ * gives must be one that A or B gives. Writes are mirrored into a userspace copy and the
  * verdict (include/vakt/verdict.h through vakt_tables_verdict) runs on it,
  * for every endpoint of the copy, every peer address known to A or B plus
  * some outside addresses, a set of ports and protocols, both directions.
@@ -19,6 +19,14 @@
 #include "tables.h"
 
 struct vakt_rcheck;
+
+/* A copy of t's entries with no journal and no limits (what maps holding t
+ * would read back); NULL on failure. */
+struct vakt_tables *vakt_rcheck_tables_copy(const struct vakt_tables *t);
+/* Empties t's journal, as a map writer that has written the batch does. 0 or -errno. */
+int vakt_rcheck_mark_written(struct vakt_tables *t);
+/* 1 if x and y hold exactly the same entries. */
+int vakt_rcheck_tables_equal(const struct vakt_tables *x, const struct vakt_tables *y);
 
 /* a and b must outlive the checker; the mirror starts as a copy of start. */
 struct vakt_rcheck *vakt_rcheck_new(const struct vakt_tables *a, const struct vakt_tables *b,
@@ -43,5 +51,14 @@ const char *vakt_rcheck_first(const struct vakt_rcheck *rc);
  * writes.
  */
 size_t vakt_rcheck_reconcile(struct vakt_rcheck *rc, const struct vakt_tables *b);
+
+/*
+ * Drains the journal of t (the compiler's tables, holding B) into the copy,
+ * feeding each write to the checker: the batch exactly as
+ * vakt_dataplane_apply() writes it (vakt_tables_drain() order: puts of
+ * policy, cidr, ipcache, then endpoints, then deletes of endpoints, ipcache,
+ * cidr, policy). Returns the number of writes.
+ */
+size_t vakt_rcheck_drain(struct vakt_rcheck *rc, struct vakt_tables *t);
 
 #endif /* VAKT_RESTARTCHECK_H */

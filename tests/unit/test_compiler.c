@@ -459,6 +459,60 @@ static void test_endpoint_ids_exhausted_fail_closed(void **state)
 	assert_int_equal(ep_of(f->c, "10.0.0.1")->ep_id > 0, 1);
 }
 
+static void drain(struct vakt_compiler *c)
+{
+	int counts[VAKT_T_COUNT] = { 0 };
+
+	assert_int_equal(vakt_tables_drain(vakt_compiler_tables(c), count_table, counts, NULL), 0);
+}
+
+/* An id freed in a batch is not given to new content of the same batch (the
+ * maps would briefly hold both meanings), but is once the batch is written. */
+static void test_freed_ids_are_reused_only_after_their_batch_is_drained(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t id_a, ep_a;
+
+	assert_int_equal(vakt_store_put_pod(f->s, mkpod("x", "a", "10.0.0.1", "a", NULL, 0)), 0);
+	id_a = identity_of(f->c, "10.0.0.1");
+	ep_a = ep_of(f->c, "10.0.0.1")->ep_id;
+	drain(f->c);
+
+	assert_int_equal(vakt_store_del_pod(f->s, "x", "a"), 0);
+	assert_int_equal(vakt_store_put_pod(f->s, mkpod("x", "b", "10.0.0.2", "b", NULL, 0)), 0);
+	assert_true(identity_of(f->c, "10.0.0.2") >= VAKT_ID_FIRST_POD);
+	assert_int_not_equal(identity_of(f->c, "10.0.0.2"), id_a);
+	assert_int_not_equal(ep_of(f->c, "10.0.0.2")->ep_id, ep_a);
+	drain(f->c);
+
+	assert_int_equal(vakt_store_put_pod(f->s, mkpod("x", "c", "10.0.0.3", "c", NULL, 0)), 0);
+	assert_int_equal(identity_of(f->c, "10.0.0.3"), id_a);
+	assert_int_equal(ep_of(f->c, "10.0.0.3")->ep_id, ep_a);
+}
+
+/* Endpoint ids are few: a pod would rather take one freed in this batch than fail closed. */
+static void test_endpoint_ids_exhausted_within_a_batch_take_a_quarantined_one(void **state)
+{
+	struct fixture *f = *state;
+	char name[32], ip[32];
+	const struct vakt_ep_val *ep;
+	uint32_t freed;
+
+	for (int i = 0; i < VAKT_MAX_ENDPOINTS - 1; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 250, 1 + i % 250);
+		assert_int_equal(vakt_store_put_pod(f->s, mkpod("x", name, ip, "a", NULL, 0)), 0);
+	}
+	drain(f->c);
+	freed = ep_of(f->c, "10.0.0.1")->ep_id;
+	assert_int_equal(vakt_store_del_pod(f->s, "x", "p0"), 0);
+	assert_int_equal(vakt_store_put_pod(f->s, mkpod("x", "q", "10.9.0.1", "a", NULL, 0)), 0);
+	ep = ep_of(f->c, "10.9.0.1");
+	assert_non_null(ep);
+	assert_int_equal(ep->ep_id, freed);
+	assert_false(ep->flags & VAKT_EPF_FAIL_CLOSED);
+}
+
 static void test_non_local_pods_get_no_endpoint(void **state)
 {
 	struct fixture *f = *state;
@@ -493,6 +547,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_policy_table_fails_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_endpoint_ids_exhausted_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_local_pods_get_no_endpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_freed_ids_are_reused_only_after_their_batch_is_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_endpoint_ids_exhausted_within_a_batch_take_a_quarantined_one, setup,
+			teardown),
 	};
 
 	vakt_log_set_level(VAKT_LOG_ERROR);

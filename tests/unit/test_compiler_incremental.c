@@ -22,6 +22,7 @@
 #include "compiler.h"
 #include "engine.h"
 #include "../lib/gencluster.h"
+#include "../lib/restartcheck.h"
 #include "log.h"
 
 #define HISTORY 64
@@ -35,14 +36,10 @@ static unsigned int env_uint(const char *name, unsigned int dflt)
 
 static char *dump(const struct vakt_compiler *c)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
+	char *d = vakt_gen_dump(c);
 
-	assert_non_null(f);
-	assert_int_equal(vakt_compiler_dump_canonical(c, f), 0);
-	fclose(f);
-	return buf;
+	assert_non_null(d);
+	return d;
 }
 
 /* Prints the first differing lines of two dumps. */
@@ -66,38 +63,11 @@ static void report_diff(const char *a, const char *b)
 		fprintf(stderr, "dumps differ in length: %zu vs %zu\n", strlen(a), strlen(b));
 }
 
-static int copy_ns(void *arg, const struct vakt_namespace *ns)
-{
-	return vakt_store_put_namespace(arg, vakt_namespace_dup(ns));
-}
-
-static int copy_pod(void *arg, const struct vakt_pod *p)
-{
-	return vakt_store_put_pod(arg, vakt_pod_dup(p));
-}
-
-static int copy_pol(void *arg, const struct vakt_policy *p)
-{
-	return vakt_store_put_policy(arg, vakt_policy_dup(p));
-}
-
 static char *fresh_dump(const struct vakt_store *s, const char *node)
 {
-	struct vakt_store *s2 = vakt_store_new();
-	struct vakt_compiler_opts o = { .node = node };
-	struct vakt_compiler *c;
-	char *d;
+	char *d = vakt_gen_fresh_dump(s, node);
 
-	assert_non_null(s2);
-	assert_int_equal(vakt_store_foreach_namespace(s, copy_ns, s2), 0);
-	assert_int_equal(vakt_store_foreach_policy(s, copy_pol, s2), 0);
-	assert_int_equal(vakt_store_foreach_pod(s, copy_pod, s2), 0);
-	c = vakt_compiler_new(s2, &o);
-	assert_non_null(c);
-	assert_int_equal(vakt_compiler_full(c), 0);
-	d = dump(c);
-	vakt_compiler_free(c);
-	vakt_store_free(s2);
+	assert_non_null(d);
 	return d;
 }
 
@@ -112,39 +82,12 @@ static int replay(void *arg, enum vakt_table_id id, const void *key, const void 
 	return vakt_tables_del(shadow, id, key);
 }
 
-struct cmp_arg {
-	const struct vakt_tables *other;
-	enum vakt_table_id id;
-	size_t missing;
-};
-
-static int cmp_entry(void *arg, const void *key, const void *val)
-{
-	struct cmp_arg *a = arg;
-	const void *o = vakt_tables_get(a->other, a->id, key);
-
-	if (!o || memcmp(o, val, vakt_table_value_size(a->id)))
-		a->missing++;
-	return 0;
-}
-
-static void assert_tables_equal(const struct vakt_tables *x, const struct vakt_tables *y)
-{
-	for (unsigned int id = 0; id < VAKT_T_COUNT; id++) {
-		struct cmp_arg a = { y, (enum vakt_table_id)id, 0 };
-
-		assert_int_equal(vakt_tables_count(x, a.id), vakt_tables_count(y, a.id));
-		vakt_tables_foreach(x, a.id, cmp_entry, &a);
-		assert_int_equal(a.missing, 0);
-	}
-}
-
 static void drain_into(struct vakt_compiler *c, struct vakt_tables *shadow)
 {
 	int revoked = 0;
 
 	assert_int_equal(vakt_tables_drain(vakt_compiler_tables(c), replay, shadow, &revoked), 0);
-	assert_tables_equal(vakt_compiler_tables(c), shadow);
+	assert_true(vakt_rcheck_tables_equal(vakt_compiler_tables(c), shadow));
 }
 
 /* --- verdicts against the engine ------------------------------------------------------ */

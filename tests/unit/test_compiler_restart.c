@@ -35,99 +35,21 @@ static unsigned int env_uint(const char *name, unsigned int dflt)
 	return v && *v ? (unsigned int)strtoul(v, NULL, 10) : dflt;
 }
 
-static int copy_ns(void *arg, const struct vakt_namespace *ns)
-{
-	return vakt_store_put_namespace(arg, vakt_namespace_dup(ns));
-}
-
-static int copy_pod(void *arg, const struct vakt_pod *p)
-{
-	return vakt_store_put_pod(arg, vakt_pod_dup(p));
-}
-
-static int copy_pol(void *arg, const struct vakt_policy *p)
-{
-	return vakt_store_put_policy(arg, vakt_policy_dup(p));
-}
-
 static struct vakt_store *store_copy(const struct vakt_store *s)
 {
-	struct vakt_store *d = vakt_store_new();
+	struct vakt_store *d = vakt_gen_store_copy(s);
 
 	assert_non_null(d);
-	assert_int_equal(vakt_store_foreach_namespace(s, copy_ns, d), 0);
-	assert_int_equal(vakt_store_foreach_policy(s, copy_pol, d), 0);
-	assert_int_equal(vakt_store_foreach_pod(s, copy_pod, d), 0);
 	return d;
-}
-
-struct tcopy {
-	struct vakt_tables *dst;
-	enum vakt_table_id id;
-};
-
-static int tcopy_cb(void *arg, const void *key, const void *val)
-{
-	struct tcopy *c = arg;
-
-	return vakt_tables_put(c->dst, c->id, key, val);
 }
 
 /* What vakt_dataplane_pinned_ids() would read from maps holding t. */
 static struct vakt_tables *tables_copy(const struct vakt_tables *t)
 {
-	struct vakt_tables *d = vakt_tables_new();
+	struct vakt_tables *d = vakt_rcheck_tables_copy(t);
 
 	assert_non_null(d);
-	for (int id = 0; id < VAKT_T_COUNT; id++) {
-		struct tcopy c = { d, (enum vakt_table_id)id };
-
-		vakt_tables_set_limit(d, c.id, 0);
-		assert_int_equal(vakt_tables_foreach(t, c.id, tcopy_cb, &c), 0);
-	}
 	return d;
-}
-
-struct cmp {
-	const struct vakt_tables *other;
-	enum vakt_table_id id;
-	size_t diff;
-};
-
-static int cmp_cb(void *arg, const void *key, const void *val)
-{
-	struct cmp *c = arg;
-	const void *o = vakt_tables_get(c->other, c->id, key);
-
-	if (!o || memcmp(o, val, vakt_table_value_size(c->id)))
-		c->diff++;
-	return 0;
-}
-
-static int tables_equal(const struct vakt_tables *x, const struct vakt_tables *y)
-{
-	for (int id = 0; id < VAKT_T_COUNT; id++) {
-		struct cmp c = { y, (enum vakt_table_id)id, 0 };
-
-		if (vakt_tables_count(x, c.id) != vakt_tables_count(y, c.id))
-			return 0;
-		vakt_tables_foreach(x, c.id, cmp_cb, &c);
-		if (c.diff)
-			return 0;
-	}
-	return 1;
-}
-
-static char *dump(const struct vakt_compiler *c)
-{
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	assert_non_null(f);
-	assert_int_equal(vakt_compiler_dump_canonical(c, f), 0);
-	fclose(f);
-	return buf;
 }
 
 /* --- one restart ------------------------------------------------------------------- */
@@ -167,8 +89,6 @@ static void restart_run(struct restart *r, uint64_t seed, const char *node, unsi
 	struct vakt_compiler_opts co = { .node = node };
 	struct vakt_compiler_seed s = { 0 };
 	struct vakt_rcheck *rc;
-	struct vakt_compiler *fresh;
-	struct vakt_store *sf;
 	char *d1, *d2;
 
 	memset(r, 0, sizeof(*r));
@@ -196,17 +116,13 @@ static void restart_run(struct restart *r, uint64_t seed, const char *node, unsi
 	assert_int_equal(vakt_compiler_full(r->cb), 0);
 
 	/* The seed changes numbers only: B means what a fresh compile of B means. */
-	sf = store_copy(r->sb);
-	fresh = vakt_compiler_new(sf, &co);
-	assert_non_null(fresh);
-	assert_int_equal(vakt_compiler_full(fresh), 0);
-	d1 = dump(r->cb);
-	d2 = dump(fresh);
+	d1 = vakt_gen_dump(r->cb);
+	d2 = vakt_gen_fresh_dump(r->sb, node);
+	assert_non_null(d1);
+	assert_non_null(d2);
 	assert_string_equal(d1, d2);
 	free(d1);
 	free(d2);
-	vakt_compiler_free(fresh);
-	vakt_store_free(sf);
 
 	rc = vakt_rcheck_new(vakt_compiler_tables(r->ca), vakt_compiler_tables(r->cb),
 			     vakt_compiler_tables(r->ca));
@@ -214,7 +130,7 @@ static void restart_run(struct restart *r, uint64_t seed, const char *node, unsi
 	vakt_rcheck_now(rc);
 	assert_int_equal(vakt_rcheck_violations(rc), 0); /* the checker accepts A itself */
 	r->writes = vakt_rcheck_reconcile(rc, vakt_compiler_tables(r->cb));
-	assert_true(tables_equal(vakt_rcheck_mirror(rc), vakt_compiler_tables(r->cb)));
+	assert_true(vakt_rcheck_tables_equal(vakt_rcheck_mirror(rc), vakt_compiler_tables(r->cb)));
 	r->violations = vakt_rcheck_violations(rc);
 	snprintf(r->first, sizeof(r->first), "%s", vakt_rcheck_first(rc));
 	vakt_rcheck_free(rc);
@@ -297,12 +213,13 @@ static void test_seeded_restart_of_an_unchanged_cluster_writes_nothing(void **st
 		restart_run(&r, 200 + i, i % 2 ? "node-0" : NULL, 0, 1);
 		assert_int_equal(r.violations, 0);
 		assert_int_equal(r.writes, 0);
-		assert_true(tables_equal(vakt_compiler_tables(r.ca), vakt_compiler_tables(r.cb)));
+		assert_true(vakt_rcheck_tables_equal(vakt_compiler_tables(r.ca), vakt_compiler_tables(r.cb)));
 		restart_free(&r);
 	}
 }
 
-/* Reserved ids are not handed out until the release, then they are reused. */
+/* Reserved ids are not handed out until the release, then (their batch
+ * written) they are reused. */
 static void test_reserved_ids_come_back_after_the_release(void **state)
 {
 	struct vakt_gen_opts go = { .seed = 9, .namespaces = 2, .pods = 24, .policies = 6,
@@ -339,6 +256,8 @@ static void test_reserved_ids_come_back_after_the_release(void **state)
 	id = v->identity;
 	assert_true(id > max_a); /* every id of A is reserved */
 	assert_int_equal(vakt_store_del_pod(sb, p->ns, p->name), 0);
+	/* As vaktd: the reconcile has written the batch, then the seed goes. */
+	assert_int_equal(vakt_rcheck_mark_written(vakt_compiler_tables(cb)), 0);
 	vakt_compiler_release_seed(cb);
 	assert_int_equal(vakt_store_put_pod(sb, p), 0);
 	v = vakt_tables_ipcache(vakt_compiler_tables(cb), &p->ips[0]);
