@@ -35,15 +35,48 @@ RUN make -j"$(nproc)" VERSION="$VERSION" build/vaktd build/vakt \
 FROM scratch
 # The dynamic loader at the path in the binaries' PT_INTERP, then `ldd` of
 # vaktd and vakt (symlinks resolved: each file lands under its soname).
+# libcurl brings its TLS, HTTP/2 and Kerberos dependencies. The Kubernetes
+# API is reached by IP in-cluster (KUBERNETES_SERVICE_HOST) and the cluster
+# CA comes from the service account, so the image needs neither NSS modules
+# nor a CA bundle; a kubeconfig naming the server by hostname does.
 COPY --from=build /lib64/ld-linux-x86-64.so.2 /lib64/
 COPY --from=build \
      /lib/x86_64-linux-gnu/libbpf.so.1 \
+     /lib/x86_64-linux-gnu/libbrotlicommon.so.1 \
+     /lib/x86_64-linux-gnu/libbrotlidec.so.1 \
      /lib/x86_64-linux-gnu/libc.so.6 \
+     /lib/x86_64-linux-gnu/libcom_err.so.2 \
+     /lib/x86_64-linux-gnu/libcrypto.so.3 \
+     /lib/x86_64-linux-gnu/libcurl.so.4 \
      /lib/x86_64-linux-gnu/libelf.so.1 \
+     /lib/x86_64-linux-gnu/libffi.so.8 \
+     /lib/x86_64-linux-gnu/libgmp.so.10 \
+     /lib/x86_64-linux-gnu/libgnutls.so.30 \
+     /lib/x86_64-linux-gnu/libgssapi_krb5.so.2 \
+     /lib/x86_64-linux-gnu/libhogweed.so.6 \
+     /lib/x86_64-linux-gnu/libidn2.so.0 \
      /lib/x86_64-linux-gnu/libjansson.so.4 \
+     /lib/x86_64-linux-gnu/libk5crypto.so.3 \
+     /lib/x86_64-linux-gnu/libkeyutils.so.1 \
+     /lib/x86_64-linux-gnu/libkrb5.so.3 \
+     /lib/x86_64-linux-gnu/libkrb5support.so.0 \
+     /lib/x86_64-linux-gnu/liblber-2.5.so.0 \
+     /lib/x86_64-linux-gnu/libldap-2.5.so.0 \
      /lib/x86_64-linux-gnu/libmnl.so.0 \
+     /lib/x86_64-linux-gnu/libnettle.so.8 \
+     /lib/x86_64-linux-gnu/libnghttp2.so.14 \
+     /lib/x86_64-linux-gnu/libp11-kit.so.0 \
+     /lib/x86_64-linux-gnu/libpsl.so.5 \
+     /lib/x86_64-linux-gnu/libresolv.so.2 \
+     /lib/x86_64-linux-gnu/librtmp.so.1 \
+     /lib/x86_64-linux-gnu/libsasl2.so.2 \
+     /lib/x86_64-linux-gnu/libssh2.so.1 \
+     /lib/x86_64-linux-gnu/libssl.so.3 \
+     /lib/x86_64-linux-gnu/libtasn1.so.6 \
+     /lib/x86_64-linux-gnu/libunistring.so.2 \
      /lib/x86_64-linux-gnu/libyaml-0.so.2 \
      /lib/x86_64-linux-gnu/libz.so.1 \
+     /lib/x86_64-linux-gnu/libzstd.so.1 \
      /lib/x86_64-linux-gnu/
 COPY --from=build /src/build/vaktd /src/build/vakt /usr/bin/
 # Runs as uid 0 with every capability dropped but BPF, NET_ADMIN and PERFMON
