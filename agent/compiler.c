@@ -108,6 +108,48 @@ static struct caddr *caddr_get(struct vakt_compiler *c, const struct vakt_addr *
 	return r;
 }
 
+static void gone_add(struct vakt_compiler *c, const struct vakt_addr *a)
+{
+	if (c->gone_batch != c->batch) {
+		c->gone_batch = c->batch;
+		c->ngone = 0;
+	}
+	if (c->ngone == c->gone_cap) {
+		size_t cap = c->gone_cap ? c->gone_cap * 2 : 16;
+		struct vakt_addr *v = realloc(c->gone, cap * sizeof(*v));
+
+		if (!v) {
+			log_error("compiler: out of memory", "what=deleted endpoint addresses");
+			compiler_error(c);
+			return;
+		}
+		c->gone = v;
+		c->gone_cap = cap;
+	}
+	c->gone[c->ngone++] = *a;
+}
+
+/*
+ * Whether a pod appearing in this batch takes over an address that has an
+ * endpoint record (another pod's, or one deleted earlier in the batch that
+ * the maps still hold): its policy switch then matters as any other's.
+ */
+static int addrs_had_record(const struct vakt_compiler *c, const struct vakt_pod *pod)
+{
+	size_t i, j;
+
+	for (i = 0; i < pod->nips && i < VAKT_POD_MAX_IPS; i++) {
+		const struct caddr *r = caddr_find(c, &pod->ips[i]);
+
+		if (r && r->ep_written)
+			return 1;
+		for (j = 0; c->gone_batch == c->batch && j < c->ngone; j++)
+			if (!memcmp(&c->gone[j], &pod->ips[i], sizeof(pod->ips[i])))
+				return 1;
+	}
+	return 0;
+}
+
 /* Two pods may briefly share an address: the lowest ns/name wins, so the
  * answer does not depend on event order. */
 static void addr_refresh(struct vakt_compiler *c, struct caddr *r)
@@ -162,6 +204,7 @@ static void addr_refresh(struct vakt_compiler *c, struct caddr *r)
 	} else if (!want_ep && r->ep_written) {
 		vakt_tables_del(c->t, VAKT_T_ENDPOINTS, &r->a);
 		r->ep_written = 0;
+		gone_add(c, &r->a);
 	}
 
 	addr_sig_update(c, r);
@@ -235,6 +278,38 @@ void epol_mark_ident(struct vakt_compiler *c, struct epol *e, uint32_t id)
 	epol_mark(c, e, EPOL_DIRTY_IDENT);
 }
 
+/*
+ * Endpoint policies are updated in place: new entries are put under the id,
+ * obsolete ones deleted after the endpoint records are written. An endpoint
+ * that uses the id before and after the batch sees, meanwhile, entries of
+ * either side, which per flow allows only what one side allows. An endpoint
+ * that joins or leaves it in the batch would instead see content it has on
+ * neither side (the new rules before it leaves, the old ones after it
+ * joined). So when both happen in one batch, whatever the order of the
+ * events, the policy moves to a fresh id (epol_renumber()): its old id keeps
+ * the old content until the deletes, its users switch with their records.
+ * A policy whose id is new in this batch is in no record of the maps yet.
+ */
+static void epol_batch_note(struct vakt_compiler *c, struct epol *e, int what)
+{
+	if (e->fresh == c->batch)
+		return;
+	if (e->bgen != c->batch) {
+		e->bgen = c->batch;
+		e->bflags = 0;
+	}
+	e->bflags |= (uint8_t)what;
+	if (e->bflags != (EPOL_B_USERS | EPOL_B_ENTS) || e->renum)
+		return;
+	if (vec_push(&c->renumber, e)) {
+		/* In place then: only the transient mixture above is at stake. */
+		log_error("compiler: out of memory", "what=renumber list policy_id=%u", e->id);
+		compiler_error(c);
+		return;
+	}
+	e->renum = 1;
+}
+
 static void cep_mark(struct vakt_compiler *c, struct cep *ep)
 {
 	if (ep->queued)
@@ -288,6 +363,7 @@ static struct epol *epol_new(struct vakt_compiler *c, const struct epkey *k, uin
 		goto err;
 	e->nports = k->nports;
 	e->id = idalloc_get_pref(&c->epol_ids, want);
+	e->fresh = c->batch;
 	if (!e->id) {
 		log_error("compiler: endpoint policy ids exhausted", NULL);
 		goto err;
@@ -396,6 +472,8 @@ static void epol_destroy(struct vakt_compiler *c, struct epol *e)
 	for (i = 0; i < e->npols; i++)
 		vec_del(&e->pols[i]->epols, e);
 	vec_del(&c->failed_epols, e);
+	if (e->renum)
+		vec_del(&c->renumber, e);
 	vakt_htab_remove(&c->epols, e->hash, e);
 	idmap_set(&c->epol_by_id, e->id, NULL);
 	idalloc_put(&c->epol_ids, e->id);
@@ -851,6 +929,7 @@ static int entry_put(struct vakt_compiler *c, struct epol *e, const struct pentr
 	};
 	struct vakt_policy_val v = { .rule = pe->rule, .action = VAKT_ACTION_ALLOW };
 
+	c->ents_written++;
 	return vakt_tables_put(c->t, VAKT_T_POLICY, &k, &v);
 }
 
@@ -861,6 +940,7 @@ static void entry_del(struct vakt_compiler *c, struct epol *e, const struct pent
 		.proto = pe->proto, .port = pe->port,
 	};
 
+	c->ents_written++;
 	if (!vakt_tables_del(c->t, VAKT_T_POLICY, &k))
 		c->table_deletes = 1;
 }
@@ -972,7 +1052,7 @@ static int epol_recompute_ids(struct vakt_compiler *c, struct epol *e)
 	return failures;
 }
 
-static void epol_recompute(struct vakt_compiler *c, struct epol *e)
+static void epol_recompute_once(struct vakt_compiler *c, struct epol *e)
 {
 	struct gen g = { 0 };
 	uint32_t kinds;
@@ -1024,6 +1104,56 @@ static void epol_recompute(struct vakt_compiler *c, struct epol *e)
 	e->kinds = kinds;
 users:
 	for (size_t i = 0; i < e->users.n; i++)
+		cep_mark(c, e->users.v[i]);
+}
+
+static void epol_recompute(struct vakt_compiler *c, struct epol *e)
+{
+	uint64_t written = c->ents_written;
+
+	epol_recompute_once(c, e);
+	if (c->ents_written != written)
+		epol_batch_note(c, e, EPOL_B_ENTS);
+}
+
+/*
+ * Moves e's entries to a fresh id (see epol_batch_note()): all of them put
+ * under the new id, all deleted under the old one (the map writer writes the
+ * puts first and the deletes last), and every user's record switches.
+ */
+static void epol_renumber(struct vakt_compiler *c, struct epol *e)
+{
+	uint32_t id = idalloc_get(&c->epol_ids), old = e->id;
+	int failures = 0, was_failed = e->failed;
+	size_t i;
+
+	if (!id || idmap_set(&c->epol_by_id, id, e)) {
+		log_error("compiler: endpoint policy ids exhausted, policy changed in place",
+			  "policy_id=%u", old);
+		compiler_error(c);
+		idalloc_put(&c->epol_ids, id);
+		return;
+	}
+	/* Deletes first: the tables' limits count the batch's result. */
+	for (i = 0; i < e->nents; i++)
+		entry_del(c, e, &e->ents[i]);
+	idmap_set(&c->epol_by_id, old, NULL);
+	idalloc_put(&c->epol_ids, old);
+	e->id = id;
+	e->fresh = c->batch;
+	for (i = 0; i < e->nents; i++)
+		failures += entry_put(c, e, &e->ents[i]) != 0;
+	e->failed = failures > 0;
+	if (failures) {
+		log_error("compiler: policy table full, endpoints fail closed",
+			  "policy_id=%u failed_entries=%d entries=%zu", id, failures, e->nents);
+		compiler_error(c);
+		if (!was_failed)
+			vec_push(&c->failed_epols, e);
+	} else if (was_failed) {
+		vec_del(&c->failed_epols, e);
+	}
+	for (i = 0; i < e->users.n; i++)
 		cep_mark(c, e->users.v[i]);
 }
 
@@ -1172,7 +1302,7 @@ static int uses_named_ports(struct cpol *const *pols, size_t n, int dir)
 static void cep_select(struct vakt_compiler *c, struct cep *ep)
 {
 	const struct vakt_pod *pod = ep->pod->pod;
-	int dir;
+	int dir, in_maps = ep->born != c->batch || addrs_had_record(c, pod);
 
 	for (dir = 0; dir < VAKT_DIR_MAX; dir++) {
 		struct selecting s = { .pod = pod, .c = c, .dir = dir };
@@ -1200,6 +1330,12 @@ static void cep_select(struct vakt_compiler *c, struct cep *ep)
 			no_epol = !e;
 		}
 		free(s.v);
+		if (e != ep->epol[dir] && in_maps) {
+			if (e)
+				epol_batch_note(c, e, EPOL_B_USERS);
+			if (ep->epol[dir])
+				epol_batch_note(c, ep->epol[dir], EPOL_B_USERS);
+		}
 		if (ep->epol[dir])
 			epol_put(c, ep->epol[dir], ep);
 		ep->epol[dir] = e;
@@ -1218,6 +1354,7 @@ static struct cep *cep_new(struct vakt_compiler *c, struct cpod *cp)
 		return NULL;
 	}
 	ep->pod = cp;
+	ep->born = c->batch;
 	ep->ep_id = idalloc_get_pref(&c->ep_ids, seed_want_ep(c, cp->pod));
 	if (!ep->ep_id || idmap_set(&c->ep_by_id, ep->ep_id, ep)) {
 		log_error("compiler: endpoint ids exhausted, pod fails closed",
@@ -1515,6 +1652,13 @@ static void flush_once(struct vakt_compiler *c)
 			epol_mark(c, c->failed_epols.v[i], EPOL_DIRTY_ENTRIES);
 		flush_epols(c);
 	}
+	for (i = 0; i < c->renumber.n; i++) {
+		struct epol *e = c->renumber.v[i];
+
+		e->renum = 0;
+		epol_renumber(c, e);
+	}
+	c->renumber.n = 0;
 	for (i = 0; i < c->dead_cpols.n; i++)
 		cpol_free(c, c->dead_cpols.v[i]);
 	c->dead_cpols.n = 0;
@@ -1557,6 +1701,7 @@ static void ids_settle(struct vakt_compiler *c)
 {
 	if (vakt_tables_journal_len(c->t))
 		return;
+	c->batch++;
 	idalloc_settle(&c->ident_ids);
 	idalloc_settle(&c->class_ids);
 	idalloc_settle(&c->epol_ids);
@@ -1658,6 +1803,7 @@ static void state_fini(struct vakt_compiler *c)
 	vec_free(&c->dead_cpols);
 	vec_free(&c->dirty_epols);
 	vec_free(&c->failed_epols);
+	vec_free(&c->renumber);
 	vec_free(&c->dirty_eps);
 	idalloc_fini(&c->rule_ids);
 	idalloc_fini(&c->epol_ids);
@@ -1718,6 +1864,7 @@ void vakt_compiler_free(struct vakt_compiler *c)
 	idalloc_fini(&c->ident_ids);
 	idalloc_fini(&c->class_ids);
 	vakt_tables_free(c->t);
+	free(c->gone);
 	free(c->host);
 	free(c->node);
 	free(c);
@@ -1839,6 +1986,8 @@ int vakt_compiler_full(struct vakt_compiler *c)
 			 "round=%d", round + 1);
 	}
 	seed_done_adopting(c);
+	/* Its content is what the maps get next: later events start a batch. */
+	c->batch++;
 	c->st.full_compiles++;
 	if (err)
 		return err;

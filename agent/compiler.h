@@ -39,7 +39,10 @@ struct vakt_compiler;
  * frees is therefore not given to new content before the batch that freed
  * it has been drained: the compiler reuses freed ids only when it finds the
  * journal empty as an event arrives (docs/architecture.md, map writer). A
- * caller that never drains never reuses an id.
+ * caller that never drains never reuses an id. Likewise an endpoint policy
+ * whose entries change in a batch in which endpoints already in the maps
+ * join or leave it moves to a fresh id, so that none of them sees its
+ * content of the other side of the batch.
  */
 
 /* Registers itself as the store's listener: every later store change is

@@ -243,6 +243,12 @@ enum epol_dirty {
 	EPOL_DIRTY_IDENT = 4,   /* only the entries of the identities in dirty_ids */
 };
 
+/* What changed about an endpoint policy in the current batch (struct epol, bflags). */
+enum epol_batch {
+	EPOL_B_USERS = 1, /* an endpoint that has a record in the maps joined or left it */
+	EPOL_B_ENTS = 2,  /* entries were written under its id */
+};
+
 /* Beyond this many changed identities an endpoint policy is recomputed whole. */
 #define EPOL_DIRTY_IDS_MAX 64
 
@@ -254,6 +260,10 @@ struct epol {
 	uint8_t dirty;   /* enum epol_dirty bits */
 	uint8_t queued;  /* in c->dirty_epols */
 	uint8_t failed;  /* an entry could not be written: users fail closed */
+	uint8_t bflags;  /* enum epol_batch bits, valid when bgen is the current batch */
+	uint8_t renum;   /* in c->renumber */
+	uint32_t bgen;   /* batch of bflags */
+	uint32_t fresh;  /* batch in which its id was allocated: not in the maps before it */
 	uint32_t kinds;  /* VAKT_EPF_{ID,CLASS,ANY}(0) bits of its entries */
 	size_t npols;
 	struct cpol **pols; /* sorted by name (one namespace) */
@@ -292,6 +302,7 @@ struct cpod;
 struct cep {
 	struct cpod *pod;
 	uint32_t ep_id; /* 0: none could be allocated (fails closed) */
+	uint32_t born;  /* batch in which it appeared: no record in the maps before it */
 	struct epol *epol[VAKT_DIR_MAX];
 	struct vakt_ep_val val;
 	uint8_t val_valid;
@@ -362,6 +373,18 @@ struct vakt_compiler {
 	struct idmap epol_by_id;
 	struct vec dirty_epols;
 	struct vec failed_epols;
+	struct vec renumber; /* endpoint policies to move to a fresh id, see epol_batch_note() */
+	/*
+	 * The batch being compiled: incremented when an event finds the journal
+	 * empty (the maps then hold the tables) and after a full compile.
+	 */
+	uint32_t batch;
+	uint64_t ents_written; /* policy entry puts and deletes, to see which recompute wrote */
+	/* Addresses whose endpoint record was deleted in batch gone_batch: a pod
+	 * appearing at one of them replaces a record the maps still hold. */
+	struct vakt_addr *gone;
+	size_t ngone, gone_cap;
+	uint32_t gone_batch;
 
 	struct vakt_htab cpods;
 	struct vakt_htab addrs;

@@ -876,6 +876,25 @@ static int ev_pod_add_new_labels(struct vakt_gen *g, struct vakt_store *s, char 
 	return put_pod(g, s, p, ns);
 }
 
+int vakt_gen_event_policy_change(struct vakt_gen *g, struct vakt_store *s, char *desc, size_t len)
+{
+	char scratch[128], ns[32];
+	struct vakt_policy *p;
+	size_t i;
+
+	if (!desc) {
+		desc = scratch;
+		len = sizeof(scratch);
+	}
+	if (!g->npols)
+		return ev_policy_add(g, s, desc, len);
+	i = rnd(g, (unsigned int)g->npols);
+	vakt_gen_ns_name(g, g->pols[i].ns, ns, sizeof(ns));
+	snprintf(desc, len, "policy change %s/%s", ns, g->pols[i].name);
+	p = vakt_gen_policy(g, g->pols[i].ns, g->pols[i].name);
+	return p ? vakt_store_put_policy(s, p) : -ENOMEM;
+}
+
 int vakt_gen_event_churn(struct vakt_gen *g, struct vakt_store *s, enum vakt_gen_kind kind,
 			 char *desc, size_t len)
 {

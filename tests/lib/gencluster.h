@@ -69,6 +69,10 @@ enum vakt_gen_kind { VAKT_GEN_PODS, VAKT_GEN_POLICIES };
 int vakt_gen_event_churn(struct vakt_gen *g, struct vakt_store *s, enum vakt_gen_kind kind,
 			 char *desc, size_t len);
 
+/* A random existing policy replaced in place by a random one of the same name
+ * (selector and rules both change). Returns 0 or -errno. */
+int vakt_gen_event_policy_change(struct vakt_gen *g, struct vakt_store *s, char *desc, size_t len);
+
 uint64_t vakt_gen_rand(struct vakt_gen *g);
 /* A new store holding copies of every object of s (namespaces, policies,
  * then pods); NULL on failure. */

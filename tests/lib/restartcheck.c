@@ -27,9 +27,17 @@ static const char *const outside[] = { "8.8.8.8",     "10.1.3.7",   "10.2.200.1"
 				       "172.16.5.5",  "192.168.1.1", "fd00::1:5",
 				       "2001:db8::1" };
 
+struct keys {
+	unsigned char *v;
+	size_t n, cap, ksz;
+};
+
+static void collect(const struct vakt_tables *t, enum vakt_table_id id, struct keys *k);
+
 struct vakt_rcheck {
 	const struct vakt_tables *a, *b;
 	struct vakt_tables *m;
+	struct vakt_tables *cross[2]; /* NULL unless vakt_rcheck_allow_cross() */
 	struct vakt_addr *peers;
 	size_t npeers, cap;
 	struct vakt_addr *eps;
@@ -166,6 +174,8 @@ void vakt_rcheck_free(struct vakt_rcheck *rc)
 	if (!rc)
 		return;
 	vakt_tables_free(rc->m);
+	vakt_tables_free(rc->cross[0]);
+	vakt_tables_free(rc->cross[1]);
 	free(rc->peers);
 	free(rc->eps);
 	free(rc);
@@ -179,6 +189,46 @@ static int allows(const struct vakt_tables *t, const struct vakt_addr *self,
 	int r = vakt_tables_verdict(t, self, f, &v);
 
 	return r == -ENOENT ? 1 : r;
+}
+
+/* The records and entries of one state with the addresses (ipcache, cidr) of another. */
+static struct vakt_tables *cross_state(const struct vakt_tables *policy_side,
+				       const struct vakt_tables *addr_side)
+{
+	static const enum vakt_table_id from_addr[] = { VAKT_T_IPCACHE, VAKT_T_CIDR };
+	struct vakt_tables *d = vakt_rcheck_tables_copy(policy_side);
+	int err = 0;
+
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < 2; i++) {
+		struct keys k = { 0 };
+		struct copy c = { d, from_addr[i] };
+
+		collect(d, from_addr[i], &k);
+		for (size_t j = 0; j < k.n; j++)
+			vakt_tables_del(d, from_addr[i], k.v + j * k.ksz);
+		free(k.v);
+		err |= vakt_tables_foreach(addr_side, from_addr[i], copy_cb, &c);
+	}
+	if (err || vakt_rcheck_mark_written(d)) {
+		vakt_tables_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+int vakt_rcheck_allow_cross(struct vakt_rcheck *rc)
+{
+	rc->cross[0] = cross_state(rc->a, rc->b);
+	rc->cross[1] = cross_state(rc->b, rc->a);
+	return rc->cross[0] && rc->cross[1] ? 0 : -ENOMEM;
+}
+
+static int cross_allows(const struct vakt_rcheck *rc, const struct vakt_addr *self,
+			const struct vakt_flow *f)
+{
+	return rc->cross[0] && (allows(rc->cross[0], self, f) || allows(rc->cross[1], self, f));
 }
 
 static int ep_cb(void *arg, const void *key, const void *val)
@@ -232,7 +282,8 @@ void vakt_rcheck_now(struct vakt_rcheck *rc)
 
 					if (allows(rc->m, &rc->eps[e], &f) &&
 					    !allows(rc->a, &rc->eps[e], &f) &&
-					    !allows(rc->b, &rc->eps[e], &f))
+					    !allows(rc->b, &rc->eps[e], &f) &&
+					    !cross_allows(rc, &rc->eps[e], &f))
 						violation(rc, &rc->eps[e], &f);
 				}
 			}
@@ -273,11 +324,6 @@ const char *vakt_rcheck_first(const struct vakt_rcheck *rc)
 }
 
 /* --- the reconcile order of agent/mapwriter.c, in userspace ------------------------ */
-
-struct keys {
-	unsigned char *v;
-	size_t n, cap, ksz;
-};
 
 static int key_cb(void *arg, const void *key, const void *val)
 {

@@ -32,6 +32,17 @@ int vakt_rcheck_tables_equal(const struct vakt_tables *x, const struct vakt_tabl
 struct vakt_rcheck *vakt_rcheck_new(const struct vakt_tables *a, const struct vakt_tables *b,
 				    const struct vakt_tables *start);
 void vakt_rcheck_free(struct vakt_rcheck *rc);
+/*
+ * Also accepts, per flow, what the map writer's batch order cannot avoid
+ * when both the endpoint's policy and the peer's address change in one
+ * batch (docs/architecture.md, map writer): the verdict of a "cross" state,
+ * A's endpoint records and policy entries with B's ipcache and cidr (the
+ * ipcache and cidr puts precede the endpoint switch), or B's records and
+ * entries with A's ipcache and cidr (their deletes follow it). A verdict
+ * that mixes entries of one side with records of the other is still a
+ * violation. 0 or -ENOMEM.
+ */
+int vakt_rcheck_allow_cross(struct vakt_rcheck *rc);
 /* Applies one write (val NULL: delete) to the mirror and checks every verdict. */
 void vakt_rcheck_write(struct vakt_rcheck *rc, enum vakt_table_id id, const void *key,
 		       const void *val);
