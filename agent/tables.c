@@ -801,6 +801,59 @@ static int jrec_revokes(const struct vakt_tables *t, const struct jrec *r, enum 
 	return now.identity != was.identity;
 }
 
+static int cidr_plen_cmp(const void *a, const void *b)
+{
+	const struct vakt_cidr_key *x = (const void *)(*(const struct jrec *const *)a)->e->data;
+	const struct vakt_cidr_key *y = (const void *)(*(const struct jrec *const *)b)->e->data;
+
+	return (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
+}
+
+/*
+ * The journal records of one phase, in the order the kernel must see them.
+ * CIDR prefixes nest: written in journal order, a new short prefix could
+ * briefly become the longest match of an address whose own new (longer)
+ * prefix is not there yet, giving it a class that is neither its old nor
+ * its new one. So puts go longest prefix first and deletes shortest first:
+ * every address matches its old or its new prefix throughout.
+ */
+static int drain_phase(struct vakt_tables *t, enum jkind kind, enum vakt_table_id id,
+		       int (*cb)(void *arg, enum vakt_table_id id, const void *key,
+				 const void *val),
+		       void *arg, int *rev)
+{
+	const struct ktab *k = &t->tab[id];
+	const struct jrec **recs;
+	size_t i, n = 0;
+	int ret = 0;
+
+	recs = malloc((t->njournal ? t->njournal : 1) * sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	for (i = 0; i < t->njournal; i++) {
+		const struct jrec *r = &t->journal[i];
+
+		if (r->table == id && jrec_kind(t, r) == kind)
+			recs[n++] = r;
+	}
+	if (id == VAKT_T_CIDR && n > 1) {
+		qsort(recs, n, sizeof(*recs), cidr_plen_cmp);
+		if (kind == J_PUT)
+			for (i = 0; i < n / 2; i++) {
+				const struct jrec *tmp = recs[i];
+
+				recs[i] = recs[n - 1 - i];
+				recs[n - 1 - i] = tmp;
+			}
+	}
+	for (i = 0; i < n && !ret; i++) {
+		*rev |= jrec_revokes(t, recs[i], kind);
+		ret = cb(arg, id, recs[i]->e->data, kind == J_PUT ? tent_val(k, recs[i]->e) : NULL);
+	}
+	free(recs);
+	return ret;
+}
+
 int vakt_tables_drain(struct vakt_tables *t,
 		      int (*cb)(void *arg, enum vakt_table_id id, const void *key, const void *val),
 		      void *arg, int *revoked)
@@ -817,21 +870,9 @@ int vakt_tables_drain(struct vakt_tables *t,
 	size_t i, p;
 
 	for (p = 0; p < sizeof(order) / sizeof(order[0]); p++) {
-		for (i = 0; i < t->njournal; i++) {
-			const struct jrec *r = &t->journal[i];
-			const struct ktab *k = &t->tab[r->table];
-			enum jkind kind;
-
-			if (r->table != order[p].id)
-				continue;
-			kind = jrec_kind(t, r);
-			if (kind != order[p].kind)
-				continue;
-			rev |= jrec_revokes(t, r, kind);
-			ret = cb(arg, order[p].id, r->e->data, kind == J_PUT ? tent_val(k, r->e) : NULL);
-			if (ret)
-				return ret;
-		}
+		ret = drain_phase(t, order[p].kind, order[p].id, cb, arg, &rev);
+		if (ret)
+			return ret;
 	}
 	for (i = 0; i < t->njournal; i++) {
 		struct tent *e = t->journal[i].e;
