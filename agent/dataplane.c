@@ -18,23 +18,7 @@
 
 #include "mapwriter.h"
 #include "log.h"
-/*
- * bpftool's generated code casts const away, and the clang analyzer reports a leak in its
- * error path because it cannot see that bpf_object__destroy_skeleton() frees: not ours to
- * fix. Under the analyzer only (never compiled into a binary), its allocations go through
- * an opaque declaration the analyzer does not track.
- */
-#ifdef __clang_analyzer__
-void *vakt_analyzer_opaque_calloc(size_t n, size_t size);
-#define calloc vakt_analyzer_opaque_calloc
-#endif
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#include "vakt.skel.h"
-#pragma GCC diagnostic pop
-#ifdef __clang_analyzer__
-#undef calloc
-#endif
+#include "skel.h"
 #include "vakt/datapath.h"
 
 static int mkdir_p(const char *path)

@@ -18,21 +18,7 @@
 #include "log.h"
 #include "model.h"
 #include "tables.h"
-/*
- * bpftool's generated skeleton casts const away, and the clang analyzer cannot see that
- * its destroy frees: not our code to fix (the same arrangement as dataplane.c).
- */
-#ifdef __clang_analyzer__
-void *vakt_analyzer_opaque_calloc(size_t n, size_t size);
-#define calloc vakt_analyzer_opaque_calloc
-#endif
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#include "vakt.skel.h"
-#pragma GCC diagnostic pop
-#ifdef __clang_analyzer__
-#undef calloc
-#endif
+#include "skel.h"
 
 #ifndef IPPROTO_SCTP
 #define IPPROTO_SCTP 132

@@ -10,6 +10,10 @@
 #                                 the node (host side HOSTIF), routed ptp or
 #                                 a port of vbr0 (bridged)
 #   ns_spawn LOG CMD...           background process killed at cleanup
+#   ns_bpffs DIR                  a private bpffs mounted at DIR (unmounted
+#                                 and removed at cleanup)
+#   daemonset_caps                CAPS=(...) the capabilities the DaemonSet
+#                                 adds, lowercase; fails without any
 #
 # Every namespace name starts with $NETNS_PREFIX, every process started
 # with ns_spawn is killed by its pid, and the cleanup runs once.
@@ -99,4 +103,34 @@ ns_wait_http() {
 		sleep 0.1
 	done
 	return 1
+}
+
+NS_BPFFS=()
+ns_bpffs_cleanup() {
+	local d
+	for d in "${NS_BPFFS[@]}"; do
+		umount "$d" 2>/dev/null || true
+		rmdir "$d" 2>/dev/null || true
+	done
+}
+
+ns_bpffs() {
+	mkdir -p "$1"
+	mount -t bpf bpf "$1"
+	[ ${#NS_BPFFS[@]} -eq 0 ] && NS_CLEANUP_HOOKS+=(ns_bpffs_cleanup)
+	NS_BPFFS+=("$1")
+}
+
+# The capability set vaktd runs with in a cluster, read from the manifest
+# itself so the tests prove what is deployed.
+daemonset_caps() {
+	mapfile -t CAPS < <(python3 - <<'PY'
+import yaml
+for d in yaml.safe_load_all(open("manifests/20-daemonset.yaml")):
+    if d and d["kind"] == "DaemonSet":
+        for c in d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]:
+            print(c.lower())
+PY
+)
+	[ ${#CAPS[@]} -gt 0 ] || { echo "FAIL: no capabilities found in the DaemonSet"; return 1; }
 }

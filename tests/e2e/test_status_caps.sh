@@ -25,23 +25,12 @@ ns_init
 NODE=$NETNS_PREFIX-n
 WORK=$(mktemp -d /tmp/vkt-stcap.XXXXXX)
 BPFFS=$WORK/bpffs
-stcap_cleanup() {
-	umount "$BPFFS" 2>/dev/null || true
-	rm -rf "$WORK"
-}
+ns_bpffs "$BPFFS"
+# After the bpffs hook: the mount must be gone before its parent is removed.
+stcap_cleanup() { rm -rf "$WORK"; }
 NS_CLEANUP_HOOKS+=(stcap_cleanup)
-mkdir -p "$BPFFS"
-mount -t bpf bpf "$BPFFS"
 
-mapfile -t CAPS < <(python3 - <<'PY'
-import yaml
-for d in yaml.safe_load_all(open("manifests/20-daemonset.yaml")):
-    if d and d["kind"] == "DaemonSet":
-        for c in d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]:
-            print(c.lower())
-PY
-)
-[ ${#CAPS[@]} -gt 0 ] || { echo "FAIL: no capabilities found in the DaemonSet"; exit 1; }
+daemonset_caps || exit 1
 case " ${CAPS[*]} " in *" sys_admin "*) echo "FAIL: the DaemonSet grants SYS_ADMIN: this test proves nothing"; exit 1 ;; esac
 BSET="-all$(printf ',+%s' "${CAPS[@]}")"
 

@@ -12,11 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "pkt.h"
-/* bpftool's generated skeleton casts const away; not our code to fix. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#include "vakt.skel.h"
-#pragma GCC diagnostic pop
+#include "skel.h"
 
 int dp_open(struct vakt_bpf **out, const struct dp_cfg *cfg)
 {

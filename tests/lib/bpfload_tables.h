@@ -19,11 +19,7 @@
 #include "dptest.h"
 #include "tables.h"
 
-/* bpftool's skeleton casts const away (see bpfload.c). */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#include "vakt.skel.h"
-#pragma GCC diagnostic pop
+#include "skel.h"
 
 /*
  * Copies every table of t into the maps of the same name: the fill that
