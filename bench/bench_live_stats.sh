@@ -1,69 +1,41 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# What the datapath costs per packet under real traffic, measured by the
-# kernel: a node namespace and two pod namespaces on veth (as
-# bench/bench_live.sh), vaktd enforcing a seed-like policy (default deny both
-# ways, client egress to the server and server ingress from the client on the
-# measured ports), kernel.bpf_stats_enabled=1, and run_time_ns / run_cnt of
-# vakt_from_pod and vakt_to_pod read with bpftool over a request/response
-# workload (build/bench/bench_rr) and a bulk one (iperf3). The same with an
-# EMPTY TC program (returns TC_ACT_UNSPEC) attached the same way (tcx links
-# on the same four hooks) gives the floor: ns per run side by side.
-# Also the TCP request/response p50 added per transaction against no program
-# (stats off for those runs: the accounting itself costs two clock reads per
-# run), best of REPS, for the empty program, vakt, an nftables set and an
-# iptables FORWARD chain with conntrack, with equivalent rules.
-# Restores the sysctl and removes namespaces and pins on any exit.
-# Needs root. Runtime: about 90 s (SECS=3 REPS=3).
-#   BUILD=build SECS=3 REPS=3 bench/bench_live_stats.sh
+# What the datapath costs under real traffic. Topologies as in
+# bench/bench_live.sh (one node namespace per configuration, set up once,
+# bench/live_lib.sh): no program ("none", and "none-b" whose difference to
+# "none" is the noise floor), an EMPTY TC program (returns TC_ACT_UNSPEC)
+# on the four hooks vakt uses (tcx links on both veths' host sides), vakt
+# (vaktd enforcing a seed-like policy: default deny both ways, client
+# egress to the server and server ingress from the client on the measured
+# ports), an nftables set and an iptables FORWARD chain with conntrack and
+# equivalent rules.
+# Each of ROUNDS interleaved rounds measures, in a rotated order:
+#  - TCP request/response (build/bench/bench_rr rr) on every configuration
+#    with kernel.bpf_stats_enabled=0 (the accounting costs two clock reads
+#    per run): p50 added per transaction against "none" of the same round;
+#  - with bpf_stats_enabled=1, ns per run (run_time_ns / run_cnt read with
+#    bpftool) of vakt_from_pod and vakt_to_pod and of the empty programs,
+#    over a request/response and a bulk (iperf3) workload: ns added by vakt
+#    over the empty program in the same round.
+# Before every measurement: enforcing configurations must make a denied port
+# unreachable, and no stray vaktd/iperf3/bench_rr may run. Restores the
+# sysctl and removes namespaces, pins and processes on any exit.
+# Needs root. Runtime: about two minutes with defaults.
+#   BUILD=build SECS=1 ROUNDS=7 bench/bench_live_stats.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${SECS:-1}
+ROUNDS=${ROUNDS:-7}
+BL_NAME=bench_live_stats BL_TAG=bstat
+# shellcheck source=live_lib.sh
+. "$(dirname "$0")/live_lib.sh"
 cd "$ROOT"
-BUILD=${BUILD:-build}
-SECS=${SECS:-3}
-REPS=${REPS:-3}
-VAKTD=$BUILD/vaktd
-RR=$BUILD/bench/bench_rr
-for f in "$VAKTD" "$RR"; do
-	[ -x "$f" ] || { echo "bench_live_stats: $f not built (make bench)" >&2; exit 1; }
-done
-for t in iperf3 iptables-restore nft bpftool python3 nsenter; do
-	command -v "$t" >/dev/null || { echo "bench_live_stats: missing $t (tools/install-deps.sh)" >&2; exit 1; }
-done
-
-NETNS_PREFIX=vkt-bstat-$$
-# shellcheck source=../tests/e2e/lib.sh
-. tests/e2e/lib.sh
-ns_init
-NODE=$NETNS_PREFIX-node
-CLI=$NETNS_PREFIX-cli
-SRV=$NETNS_PREFIX-srv
-CLI_IP=10.244.1.10
-SRV_IP=10.244.1.20
-BPFFS=/sys/fs/bpf/$NETNS_PREFIX
-EMPTY_PINS=/sys/fs/bpf/$NETNS_PREFIX-empty
-WORK=$(mktemp -d "/tmp/$NETNS_PREFIX.XXXXXX")
-OBJ=$WORK/objects
-VAKTD_PID=
 STATS_SAVED=$(cat /proc/sys/kernel/bpf_stats_enabled)
-stats_cleanup() {
-	[ -n "$VAKTD_PID" ] && kill -TERM "$VAKTD_PID" 2>/dev/null && wait "$VAKTD_PID" 2>/dev/null
-	sysctl -qw kernel.bpf_stats_enabled="$STATS_SAVED" || true
-	rm -rf "$BPFFS" "$EMPTY_PINS" "$WORK"
-}
-NS_CLEANUP_HOOKS+=(stats_cleanup)
-
-ns_node "$NODE"
-ns_pod "$NODE" "$CLI" "$CLI_IP" vcli
-ns_pod "$NODE" "$SRV" "$SRV_IP" vsrv
-ns_spawn "$WORK/iperf.log" ip netns exec "$SRV" iperf3 -s -p 5201
-ns_spawn "$WORK/rr.log" ip netns exec "$SRV" "$RR" server 7000
-# listening but allowed by no configuration: proves that a configuration enforces
-ns_spawn "$WORK/rr2.log" ip netns exec "$SRV" "$RR" server 7002
-sleep 0.5
+bl_init
+stats_restore() { sysctl -qw kernel.bpf_stats_enabled="$STATS_SAVED"; }
+NS_CLEANUP_HOOKS+=(stats_restore)
+SAMPLES=$BL_WORK/samples
+OBJ=$BL_WORK/vakt-objects
 mkdir -p "$OBJ"
-in_cli() { ip netns exec "$CLI" "$@"; }
-in_node() { nsenter --net="/run/netns/$NODE" "$@"; }
 
 # The seed scenario's shape: default deny both ways, one client->server allow
 # on each side, for the ports measured here.
@@ -115,7 +87,7 @@ EOF
 # BPF_TCX_INGRESS/EGRESS, BPF_OBJ_PIN), the way vaktd attaches; the pinned
 # links keep them attached after the helper exits. `ids` prints the program
 # ids behind pinned links.
-cat >"$WORK/tcx.py" <<'PY'
+cat >"$BL_WORK/tcx.py" <<'PY'
 import ctypes, os, socket, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 NR_BPF = 321  # x86_64
@@ -166,7 +138,7 @@ elif sys.argv[1] == "ids":  # ids LINKPIN...: the program id of each pinned link
     print(" ".join(str(info_id(get(p), 8)) for p in sys.argv[2:]))
 PY
 
-ifidx() { ip -n "$NODE" -o link show "$1" | cut -d: -f1; }
+ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }
 
 # prog_stats ID: "run_time_ns run_cnt"
 prog_stats() {
@@ -174,157 +146,157 @@ prog_stats() {
 		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
 }
 
-denied_check() {
-	if in_cli timeout 1 bash -c "exec 3<>/dev/tcp/$SRV_IP/7002" 2>/dev/null; then
-		echo "bench_live_stats: $1 does not enforce (port 7002 reachable)" >&2
-		exit 1
-	fi
+CFGS=(none none-b empty vakt nftables iptables)
+declare -A WANT FROM_ID TO_ID
+echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds;" \
+	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU; bpf_stats_enabled was $STATS_SAVED"
+for cfg in "${CFGS[@]}"; do
+	bl_topo "$cfg"
+	node=$(bl_node "$cfg")
+	WANT[$cfg]=enforced
+	case $cfg in
+	none*) WANT[$cfg]=open ;;
+	empty)
+		WANT[$cfg]=open
+		BL_PINS+=("/sys/fs/bpf/$node-empty")
+		ids=$(bl_in_node empty python3 "$BL_WORK/tcx.py" attach "/sys/fs/bpf/$node-empty" vcli vsrv)
+		read -r "FROM_ID[empty]" "TO_ID[empty]" <<<"$ids"
+		;;
+	vakt)
+		bl_vaktd vakt "$OBJ"
+		grep -q 'mode=tcx' "$BL_WORK/vakt-vaktd.log" ||
+			bl_die "vaktd did not attach with tcx: the comparison with tcx-linked empty programs would be unfair"
+		pins=/sys/fs/bpf/$node/links
+		for i in vcli vsrv; do
+			for h in ingress egress; do
+				[ -e "$pins/$(ifidx vakt $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(ifidx vakt $i)-$h"
+			done
+		done
+		ids=$(bl_in_node vakt python3 "$BL_WORK/tcx.py" ids \
+			"$pins/$(ifidx vakt vcli)-ingress" "$pins/$(ifidx vakt vcli)-egress")
+		read -r "FROM_ID[vakt]" "TO_ID[vakt]" <<<"$ids"
+		;;
+	nftables)
+		bl_in_node "$cfg" nft -f - <<-EOF
+		table inet vkt_bench {
+			set allowed {
+				type ipv4_addr . ipv4_addr . inet_service
+				elements = { $CLI_IP . $SRV_IP . 5201, $CLI_IP . $SRV_IP . 7000 }
+			}
+			chain forward {
+				type filter hook forward priority 0; policy accept;
+				ct state established,related accept
+				ip saddr . ip daddr . tcp dport @allowed accept
+				ip daddr $SRV_IP drop
+			}
+		}
+		EOF
+		;;
+	iptables)
+		{
+			echo "*filter"
+			echo ":FORWARD ACCEPT [0:0]"
+			echo "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+			for p in 5201 7000; do echo "-A FORWARD -s $CLI_IP/32 -d $SRV_IP/32 -p tcp --dport $p -j ACCEPT"; done
+			echo "-A FORWARD -d $SRV_IP/32 -j DROP"
+			echo "COMMIT"
+		} | ip netns exec "$node" iptables-restore
+		;;
+	esac
+done
+
+num() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+keep() { ((r == 0)) || echo "$r $*" >>"$SAMPLES"; }
+
+# rr_run CFG: request/response with stats off.
+rr_run() {
+	local cfg=$1 out
+	bl_expect "$cfg" "${WANT[$cfg]}"
+	out=$(bl_in_cli "$cfg" "$RR" rr "$SRV_IP" 7000 "$SECS")
+	[ -n "$(num p50_us <<<"$out")" ] || bl_die "$cfg: no p50 in: $out"
+	keep p50_us "$cfg" "$(num p50_us <<<"$out")"
+	keep rr_tps "$cfg" "$(num rr_tps <<<"$out")"
 }
 
-# rr_p50 LABEL: best p50 and request rate of REPS runs, with stats off.
-declare -A P50 TPS NS_RR NS_BULK GBPS
-rr_p50() {
-	local best=999999 tps=0 out v t r
-	sysctl -qw kernel.bpf_stats_enabled=0
-	for ((r = 0; r < REPS; r++)); do
-		out=$(in_cli "$RR" rr "$SRV_IP" 7000 "$SECS")
-		v=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
-		t=$(sed -n 's/.*rr_tps=\([0-9]*\).*/\1/p' <<<"$out")
-		best=$(python3 -c "print(min($best, $v))")
-		((t > tps)) && tps=$t
-	done
-	P50[$1]=$best TPS[$1]=$tps
-}
-
-# ns_per_run KEY "ID ID..." CMD...: runs CMD with stats on; sets NS_*[KEY.ID] to ns/run.
+# stats_run CFG WORKLOAD CMD...: ns per run of CFG's programs while CMD runs
+# (stats on: the caller turned them on).
 stats_run() {
-	local -n into=$1
-	local key=$2 ids=$3 id
-	shift 3
+	local cfg=$1 w=$2 d id t0 c0 t1 c1
+	shift 2
 	declare -A before
+	bl_expect "$cfg" "${WANT[$cfg]}"
+	for d in from to; do
+		declare -n ids=${d^^}_ID
+		before[$d]=$(prog_stats "${ids[$cfg]}")
+		unset -n ids
+	done
+	"$@" >"$BL_WORK/stats_run.out"
+	for d in from to; do
+		declare -n ids=${d^^}_ID
+		read -r t0 c0 <<<"${before[$d]}"
+		read -r t1 c1 <<<"$(prog_stats "${ids[$cfg]}")"
+		unset -n ids
+		((c1 > c0)) || bl_die "$cfg: the ${d}_pod program did not run during $w"
+		keep "${w}_${d}_pod_ns" "$cfg" "$(python3 -c "print('%.1f' % (($t1-$t0)/($c1-$c0)))")"
+	done
+}
+
+bulk() {
+	bl_in_cli "$1" iperf3 -c "$SRV_IP" -p 5201 -t "$SECS" -J >"$BL_WORK/iperf.json"
+	keep bulk_gbps_stats_on "$1" "$(python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9))' "$BL_WORK/iperf.json")"
+}
+
+# Round 0 warms up (caches, conntrack, maps, CPU frequency); its figures are dropped.
+for ((r = 0; r <= ROUNDS; r++)); do
+	sysctl -qw kernel.bpf_stats_enabled=0
+	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
+	for cfg in "${order[@]}"; do rr_run "$cfg"; done
 	sysctl -qw kernel.bpf_stats_enabled=1
-	for id in $ids; do before[$id]=$(prog_stats "$id"); done
-	"$@" >"$WORK/stats_run.out"
-	for id in $ids; do
-		read -r t0 c0 <<<"${before[$id]}"
-		read -r t1 c1 <<<"$(prog_stats "$id")"
-		into[$key.$id]=$(python3 -c "c=$c1-$c0; print('%.1f %d' % (($t1-$t0)/c if c else float('nan'), c))")
+	mapfile -t order < <(bl_rotate "$r" empty vakt)
+	for cfg in "${order[@]}"; do
+		stats_run "$cfg" rr bl_in_cli "$cfg" "$RR" rr "$SRV_IP" 7000 "$SECS"
+		stats_run "$cfg" bulk bulk "$cfg"
 	done
 	sysctl -qw kernel.bpf_stats_enabled=0
-}
-
-bulk() { in_cli iperf3 -c "$SRV_IP" -p 5201 -t "$SECS" -J >"$WORK/iperf.json"; }
-gbps() { python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9))' "$WORK/iperf.json"; }
-
-# measure_progs LABEL "ID_IN ID_OUT"
-measure_progs() {
-	local label=$1 ids=$2
-	rr_p50 "$label"
-	stats_run NS_RR "$label" "$ids" in_cli "$RR" rr "$SRV_IP" 7000 "$SECS"
-	stats_run NS_BULK "$label" "$ids" bulk
-	GBPS[$label]=$(gbps)
-}
-
-echo "bench_live_stats: ${SECS}s per run, p50 best of $REPS; bpf_stats_enabled was $STATS_SAVED"
-if ! in_cli timeout 1 bash -c "exec 3<>/dev/tcp/$SRV_IP/7002" 2>/dev/null; then
-	echo "bench_live_stats: port 7002 unreachable without any program: the setup is broken" >&2
-	exit 1
-fi
-rr_p50 none
-bulk; GBPS[none]=$(gbps)
-
-# empty programs on the four hooks vakt uses (veth host sides, tcx ingress and egress)
-ids=$(in_node python3 "$WORK/tcx.py" attach "$EMPTY_PINS" vcli vsrv)
-read -r E_IN E_OUT <<<"$ids"
-measure_progs empty "$E_IN $E_OUT"
-rm -rf "$EMPTY_PINS" # unpinning the links detaches the empty programs
-
-in_node "$VAKTD" --objects "$OBJ" --node node-1 --bpffs "$BPFFS" --metrics-addr 127.0.0.1:9964 \
-	--cleanup >"$WORK/vaktd.log" 2>&1 &
-VAKTD_PID=$!
-ns_wait_http "$NODE" http://127.0.0.1:9964/readyz 30 || { tail "$WORK/vaktd.log"; exit 1; }
-denied_check vakt
-mode=$(grep -o 'mode=[a-z]*' "$WORK/vaktd.log" | head -1)
-[ "$mode" = mode=tcx ] || echo "bench_live_stats: note: vaktd attached with $mode, not tcx" >&2
-ids=$(in_node python3 "$WORK/tcx.py" ids "$BPFFS/links/$(ifidx vcli)-ingress" \
-	"$BPFFS/links/$(ifidx vcli)-egress")
-read -r V_FROM V_TO <<<"$ids"
-for p in "$BPFFS/links/$(ifidx vsrv)-ingress" "$BPFFS/links/$(ifidx vsrv)-egress"; do
-	[ -e "$p" ] || { echo "bench_live_stats: vaktd left no tcx link $p" >&2; exit 1; }
+	((r == 0)) && echo "  warm-up done" || echo "  round $r/$ROUNDS done"
 done
-measure_progs vakt "$V_FROM $V_TO"
-kill -TERM "$VAKTD_PID" && wait "$VAKTD_PID" || true
-VAKTD_PID=
 
-# nftables: one set of allowed (client, server, port), conntrack first.
-in_node nft -f - <<EOF
-table inet vkt_bench {
-	set allowed {
-		type ipv4_addr . ipv4_addr . inet_service
-		elements = { $CLI_IP . $SRV_IP . 5201, $CLI_IP . $SRV_IP . 7000 }
-	}
-	chain forward {
-		type filter hook forward priority 0; policy accept;
-		ct state established,related accept
-		ip saddr . ip daddr . tcp dport @allowed accept
-		ip daddr $SRV_IP drop
-	}
-}
-EOF
-denied_check nftables
-rr_p50 nftables
-in_node nft delete table inet vkt_bench
-
-{
-	echo "*filter"
-	echo ":FORWARD ACCEPT [0:0]"
-	echo "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
-	for p in 5201 7000; do echo "-A FORWARD -s $CLI_IP/32 -d $SRV_IP/32 -p tcp --dport $p -j ACCEPT"; done
-	echo "-A FORWARD -d $SRV_IP/32 -j DROP"
-	echo "COMMIT"
-} | ip netns exec "$NODE" iptables-restore
-denied_check iptables
-rr_p50 iptables
-printf '*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n' | ip netns exec "$NODE" iptables-restore
-
-# the limit again at the end: machine drift must not pass for a configuration's cost
-rr_p50 none2
-[ "$(python3 -c "print(${P50[none2]} < ${P50[none]})")" = True ] && P50[none]=${P50[none2]}
-
-nsr() { cut -d' ' -f1 <<<"$1"; }
-runs() { cut -d' ' -f2 <<<"$1"; }
 echo
-echo "ns per program run (kernel bpf stats; runs in parentheses), vakt vs an empty program on the same hooks:"
-printf '  %-34s %16s %16s %8s\n' "" "vakt" "empty" "ratio"
-for w in RR BULK; do
-	declare -n tab=NS_$w
-	for d in in out; do
-		if [ $d = in ]; then vid=$V_FROM eid=$E_IN name="from_pod (veth ingress)"; else
-			vid=$V_TO eid=$E_OUT name="to_pod (veth egress)"; fi
-		v=${tab[vakt.$vid]} e=${tab[empty.$eid]}
-		printf '  %-34s %7s (%7s) %7s (%7s) %7s\n' "$w: $name" "$(nsr "$v")" "$(runs "$v")" \
-			"$(nsr "$e")" "$(runs "$e")" "$(python3 -c "print('%.1fx' % ($(nsr "$v")/$(nsr "$e")))")"
-	done
-	unset -n tab
-done
+echo "TCP request/response, bpf stats off:"
+grep -E ' (p50_us|rr_tps) ' "$SAMPLES" >"$SAMPLES.rr"
+bl_summary "$SAMPLES.rr" none "${CFGS[@]}"
 echo
-echo "TCP request/response (stats off), p50 best of $REPS; added per transaction against no program:"
-for l in none empty vakt nftables iptables; do
-	python3 - "$l" "${P50[$l]}" "${P50[none]}" "${TPS[$l]}" "${TPS[none]}" <<'PY'
-import sys
-l, p, p0, t, t0 = sys.argv[1], *map(float, sys.argv[2:])
-print("  %-10s p50 %7.2f us  added %+6.2f us  %8d tx/s (%5.1f%%)" % (l, p, p - p0, t, 100 * t / t0))
-PY
-done
-python3 - "${P50[vakt]}" "${P50[none]}" "${P50[nftables]}" "${P50[iptables]}" <<'PY'
-import sys
-v, n, nf, ipt = map(float, sys.argv[1:])
-add = lambda x: x - n
-print("  vakt adds %.2f us (goal <= 0.35 us): %s" % (add(v), "met" if add(v) <= 0.35 else "NOT met"))
-for name, x in (("nftables set", nf), ("iptables+conntrack", ipt)):
-    if add(x) > 0:
-        print("  vakt / %-18s added: %.2f" % (name, add(v) / add(x)))
+echo "ns per program run (kernel bpf stats), vakt against the empty program on the same hooks:"
+grep -E '_ns |bulk_gbps' "$SAMPLES" >"$SAMPLES.ns"
+bl_summary "$SAMPLES.ns" empty empty vakt
+echo
+python3 - "$SAMPLES" <<'PY'
+import collections, statistics, sys
+p50 = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    r, m, c, v = line.split()
+    if m == "p50_us":
+        p50[c][int(r)] = float(v)
+def added(c):
+    return [p50[c][r] - p50["none"][r] for r in p50[c] if r in p50["none"]]
+med = lambda xs: statistics.median(xs)
+v = added("vakt")
+print("vakt adds %.2f us per transaction (median of %d rounds, range %.2f .. %.2f; goal <= 0.35 us): %s"
+      % (med(v), len(v), min(v), max(v), "met" if med(v) <= 0.35 else "NOT met"))
+nf = added("none-b")
+print("noise floor: none-b - none = %.2f us (median, range %.2f .. %.2f)" % (med(nf), min(nf), max(nf)))
+if max(abs(x) for x in nf) > 0.5:
+    print("WARNING: the machine was noisy during this run (two identical topologies differ by up to"
+          " %.2f us in a round): trust the medians less, or rerun when it is idle" % max(abs(x) for x in nf))
+# Best round against best round: what the classic "best of N" gives, from
+# the same interleaved samples; close to the paired median on a quiet run.
+best = {c: min(p50[c].values()) for c in p50}
+print("best round vs best round: vakt %+.2f us, nftables %+.2f us, iptables %+.2f us, none-b %+.2f us"
+      % tuple(best[c] - best["none"] for c in ("vakt", "nftables", "iptables", "none-b")))
+for name in ("nftables", "iptables"):
+    a = med(added(name))
+    if a > 0:
+        print("vakt's added p50 / %s's: %.2f (%s adds %.2f us)" % (name, med(v) / a, name, a))
     else:
-        print("  %s added nothing measurable (%.2f us)" % (name, add(x)))
+        print("%s added nothing measurable (%.2f us)" % (name, a))
 PY
-echo "bulk throughput (iperf3, stats on for programs): none ${GBPS[none]} Gbit/s, empty ${GBPS[empty]}, vakt ${GBPS[vakt]}"

@@ -10,11 +10,18 @@
  *   bench_rr crr IP PORT SECONDS     a new connection per transaction
  *                                    (abortive close, so no TIME_WAIT):
  *                                    "crr_cps=N"
+ *   bench_rr probe IP PORT MS        one connect, at most MS milliseconds:
+ *                                    exit 0 and "reachable" if it completes,
+ *                                    exit 1 and "unreachable reason=..." if
+ *                                    not (how the benchmarks prove that a
+ *                                    configuration enforces, without waiting
+ *                                    a whole second per check)
  *   bench_rr                         both against a loopback server for one
  *                                    second each: the tool's own cost
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -192,6 +199,46 @@ static int run_crr(const char *ip, int port, double seconds)
 	return n ? 0 : 1;
 }
 
+/* Non-blocking connect so a dropped SYN costs MS milliseconds, not the
+ * kernel's SYN retry schedule. */
+static int run_probe(const char *ip, int port, int ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct pollfd p = { .events = POLLOUT };
+	const char *why = NULL;
+	int err = 0, r;
+	socklen_t len = sizeof(err);
+
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+		fprintf(stderr, "bench_rr: probe: bad address %s\n", ip);
+		return 2;
+	}
+	p.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (p.fd < 0) {
+		perror("bench_rr: probe: socket");
+		return 2;
+	}
+	if (connect(p.fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
+		why = strerror(errno);
+		goto out;
+	}
+	r = poll(&p, 1, ms);
+	if (r == 0)
+		why = "timeout";
+	else if (r < 0 || getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		why = strerror(errno);
+	else if (err)
+		why = strerror(err);
+out:
+	close(p.fd);
+	if (why) {
+		printf("unreachable reason=\"%s\"\n", why);
+		return 1;
+	}
+	printf("reachable\n");
+	return 0;
+}
+
 static void *server_thread(void *arg)
 {
 	serve(*(int *)arg);
@@ -219,8 +266,11 @@ int main(int argc, char **argv)
 		return run_rr(argv[2], atoi(argv[3]), atof(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "crr"))
 		return run_crr(argv[2], atoi(argv[3]), atof(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "probe"))
+		return run_probe(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc != 1) {
-		fprintf(stderr, "usage: bench_rr [server PORT | rr IP PORT SECONDS | crr IP PORT SECONDS]\n");
+		fprintf(stderr, "usage: bench_rr [server PORT | rr IP PORT SECONDS | crr IP PORT SECONDS"
+			" | probe IP PORT MS]\n");
 		return 2;
 	}
 	lfd = listen_on(0, &port);
