@@ -334,6 +334,54 @@ static void test_journal_is_make_before_break_and_skips_changed_back(void **stat
 	vakt_tables_free(t);
 }
 
+static int record_cidr_plen(void *arg, enum vakt_table_id id, const void *key, const void *val)
+{
+	struct rec *r = arg;
+
+	(void)val;
+	if (id == VAKT_T_CIDR)
+		snprintf(r->log[r->n++], sizeof(r->log[0]), "%s /%u", val ? "put" : "del",
+			 ((const struct vakt_cidr_key *)key)->prefixlen - 96);
+	return 0;
+}
+
+/*
+ * Nested prefixes reach the kernel so that every address matches its old
+ * or its new prefix throughout: puts longest first (else the new /16 would
+ * briefly be the longest match of addresses whose /24 is not there yet),
+ * deletes shortest first.
+ */
+static void test_nested_cidr_prefixes_drain_longest_put_first_shortest_delete_first(void **state)
+{
+	struct vakt_tables *t = vakt_tables_new();
+	struct rec r = { .fail_at = -1 };
+	struct vakt_cidr_key k;
+
+	(void)state;
+	put_cidr(t, "10.0.0.0/16", 1);
+	put_cidr(t, "10.0.1.0/24", 2);
+	put_cidr(t, "10.0.1.128/25", 3);
+	assert_int_equal(vakt_tables_drain(t, record_cidr_plen, &r, NULL), 0);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.log[0], "put /25");
+	assert_string_equal(r.log[1], "put /24");
+	assert_string_equal(r.log[2], "put /16");
+
+	r.n = 0;
+	k = ckey("10.0.1.128/25");
+	assert_int_equal(vakt_tables_del(t, VAKT_T_CIDR, &k), 0);
+	k = ckey("10.0.0.0/16");
+	assert_int_equal(vakt_tables_del(t, VAKT_T_CIDR, &k), 0);
+	k = ckey("10.0.1.0/24");
+	assert_int_equal(vakt_tables_del(t, VAKT_T_CIDR, &k), 0);
+	assert_int_equal(vakt_tables_drain(t, record_cidr_plen, &r, NULL), 0);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.log[0], "del /16");
+	assert_string_equal(r.log[1], "del /24");
+	assert_string_equal(r.log[2], "del /25");
+	vakt_tables_free(t);
+}
+
 static void test_full_table_refuses_new_keys_only(void **state)
 {
 	struct vakt_tables *t = vakt_tables_new();
@@ -415,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_cidr_lpm_matches_brute_force_reference),
 		cmocka_unit_test(test_policy_port_ranges_and_wildcards),
 		cmocka_unit_test(test_journal_is_make_before_break_and_skips_changed_back),
+		cmocka_unit_test(test_nested_cidr_prefixes_drain_longest_put_first_shortest_delete_first),
 		cmocka_unit_test(test_full_table_refuses_new_keys_only),
 		cmocka_unit_test(test_verdict_over_tables),
 	};
