@@ -35,22 +35,8 @@ write_manifests() {
 	local n=$1 dir=$2
 	mkdir -p "$dir"
 	{
+		bl_pods_yaml
 		cat <<-EOF
-		apiVersion: v1
-		kind: Namespace
-		metadata: {name: bench}
-		---
-		apiVersion: v1
-		kind: Pod
-		metadata: {name: client, namespace: bench, labels: {app: client}}
-		spec: {nodeName: node-1}
-		status: {podIP: $CLI_IP}
-		---
-		apiVersion: v1
-		kind: Pod
-		metadata: {name: server, namespace: bench, labels: {app: server}}
-		spec: {nodeName: node-1}
-		status: {podIP: $SRV_IP}
 		---
 		apiVersion: networking.k8s.io/v1
 		kind: NetworkPolicy

@@ -39,22 +39,9 @@ mkdir -p "$OBJ"
 
 # The seed scenario's shape: default deny both ways, one client->server allow
 # on each side, for the ports measured here.
-cat >"$OBJ/bench.yaml" <<EOF
-apiVersion: v1
-kind: Namespace
-metadata: {name: bench}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: bench, labels: {app: client}}
-spec: {nodeName: node-1}
-status: {podIP: $CLI_IP}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: server, namespace: bench, labels: {app: server}}
-spec: {nodeName: node-1}
-status: {podIP: $SRV_IP}
+{
+bl_pods_yaml
+cat <<EOF
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -81,6 +68,7 @@ spec:
   - from: [{podSelector: {matchLabels: {app: client}}}]
     ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
 EOF
+} >"$OBJ/bench.yaml"
 
 # tcx helper: bpftool 7.1 cannot attach tcx, so the empty programs are loaded
 # and linked with raw bpf(2) calls (BPF_PROG_LOAD, BPF_LINK_CREATE with

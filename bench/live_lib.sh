@@ -21,6 +21,8 @@
 #   bl_expect CFG open|enforced  before a measurement: proves the state
 #   bl_in_cli CFG CMD...         CMD in CFG's client pod, pinned to CLI_CPU
 #   bl_summary FILE              paired per-round statistics of FILE's samples
+#   bl_pods_yaml                 manifests of namespace bench, its client and
+#                                server pods (the policies are each script's)
 
 : "${BL_NAME:?}" "${BL_TAG:?}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -238,4 +240,24 @@ for m in order_m:
                 line += ("  %s" % rng(paired, "%+.2f" if lat else "%.1f%%"))
         print(line)
 PY
+}
+
+bl_pods_yaml() {
+	cat <<-EOF
+	apiVersion: v1
+	kind: Namespace
+	metadata: {name: bench}
+	---
+	apiVersion: v1
+	kind: Pod
+	metadata: {name: client, namespace: bench, labels: {app: client}}
+	spec: {nodeName: node-1}
+	status: {podIP: $CLI_IP}
+	---
+	apiVersion: v1
+	kind: Pod
+	metadata: {name: server, namespace: bench, labels: {app: server}}
+	spec: {nodeName: node-1}
+	status: {podIP: $SRV_IP}
+	EOF
 }
