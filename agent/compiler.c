@@ -1875,29 +1875,6 @@ struct vakt_tables *vakt_compiler_tables(struct vakt_compiler *c)
 	return c->t;
 }
 
-struct keylist {
-	unsigned char *v;
-	size_t n, cap, ksz;
-};
-
-static int keylist_add(void *arg, const void *key, const void *val)
-{
-	struct keylist *k = arg;
-
-	(void)val;
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 1024;
-		unsigned char *v = realloc(k->v, cap * k->ksz);
-
-		if (!v)
-			return -ENOMEM;
-		k->v = v;
-		k->cap = cap;
-	}
-	memcpy(k->v + k->n++ * k->ksz, key, k->ksz);
-	return 0;
-}
-
 /* Deletes every entry: a rebuild then puts back what is still wanted, and the
  * journal reports only real differences. */
 static int tables_clear(struct vakt_tables *t)
@@ -1906,16 +1883,15 @@ static int tables_clear(struct vakt_tables *t)
 	size_t i;
 
 	for (id = 0; id < VAKT_T_COUNT; id++) {
-		struct keylist k = { .ksz = vakt_table_key_size((enum vakt_table_id)id) };
-		int err = vakt_tables_foreach(t, (enum vakt_table_id)id, keylist_add, &k);
+		size_t ksz = vakt_table_key_size((enum vakt_table_id)id), n;
+		unsigned char *keys;
+		int err = vakt_tables_keys(t, (enum vakt_table_id)id, (void **)&keys, &n);
 
-		if (err) {
-			free(k.v);
+		if (err)
 			return err;
-		}
-		for (i = 0; i < k.n; i++)
-			vakt_tables_del(t, (enum vakt_table_id)id, k.v + i * k.ksz);
-		free(k.v);
+		for (i = 0; i < n; i++)
+			vakt_tables_del(t, (enum vakt_table_id)id, keys + i * ksz);
+		free(keys);
 	}
 	return 0;
 }

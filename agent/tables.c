@@ -649,6 +649,33 @@ int vakt_tables_foreach(const struct vakt_tables *t, enum vakt_table_id id,
 	return 0;
 }
 
+int vakt_tables_keys(const struct vakt_tables *t, enum vakt_table_id id, void **keys, size_t *n)
+{
+	const struct ktab *k;
+	unsigned char *v;
+	size_t i, cnt;
+
+	*keys = NULL;
+	*n = 0;
+	if ((unsigned int)id >= VAKT_T_COUNT)
+		return -EINVAL;
+	k = &t->tab[id];
+	cnt = vakt_tables_count(t, id);
+	if (!cnt)
+		return 0;
+	v = malloc(cnt * k->ksz);
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < vakt_htab_cap(&k->h); i++) {
+		const struct tent *e = k->h.slots[i].item;
+
+		if (e && e->present)
+			memcpy(v + (*n)++ * k->ksz, e->data, k->ksz);
+	}
+	*keys = v;
+	return 0;
+}
+
 static inline const void *exact_lookup(const struct ktab *k, const struct vakt_addr *a)
 {
 	return flat_find(k, a, vakt_hash_bytes(k->ksz, a, sizeof(*a)));
@@ -801,12 +828,17 @@ static int jrec_revokes(const struct vakt_tables *t, const struct jrec *r, enum 
 	return now.identity != was.identity;
 }
 
-static int cidr_plen_cmp(const void *a, const void *b)
+static int cidr_plen_asc(const void *a, const void *b)
 {
 	const struct vakt_cidr_key *x = (const void *)(*(const struct jrec *const *)a)->e->data;
 	const struct vakt_cidr_key *y = (const void *)(*(const struct jrec *const *)b)->e->data;
 
 	return (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
+}
+
+static int cidr_plen_desc(const void *a, const void *b)
+{
+	return cidr_plen_asc(b, a);
 }
 
 /*
@@ -836,16 +868,8 @@ static int drain_phase(struct vakt_tables *t, enum jkind kind, enum vakt_table_i
 		if (r->table == id && jrec_kind(t, r) == kind)
 			recs[n++] = r;
 	}
-	if (id == VAKT_T_CIDR && n > 1) {
-		qsort(recs, n, sizeof(*recs), cidr_plen_cmp);
-		if (kind == J_PUT)
-			for (i = 0; i < n / 2; i++) {
-				const struct jrec *tmp = recs[i];
-
-				recs[i] = recs[n - 1 - i];
-				recs[n - 1 - i] = tmp;
-			}
-	}
+	if (id == VAKT_T_CIDR)
+		qsort(recs, n, sizeof(*recs), kind == J_PUT ? cidr_plen_desc : cidr_plen_asc);
 	for (i = 0; i < n && !ret; i++) {
 		*rev |= jrec_revokes(t, recs[i], kind);
 		ret = cb(arg, id, recs[i]->e->data, kind == J_PUT ? tent_val(k, recs[i]->e) : NULL);

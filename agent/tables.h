@@ -53,6 +53,12 @@ size_t vakt_tables_count(const struct vakt_tables *t, enum vakt_table_id id);
 /* Present entries in unspecified order; cb returns non-zero to stop (returned). */
 int vakt_tables_foreach(const struct vakt_tables *t, enum vakt_table_id id,
 			int (*cb)(void *arg, const void *key, const void *val), void *arg);
+/*
+ * A snapshot of the present keys (vakt_table_key_size(id) bytes each) in a
+ * caller-freed array, for callers that change the table while walking it.
+ * Returns 0 (*keys NULL when *n is 0) or -ENOMEM / -EINVAL.
+ */
+int vakt_tables_keys(const struct vakt_tables *t, enum vakt_table_id id, void **keys, size_t *n);
 
 /*
  * Writes. LPM keys are masked to their prefix length first (as the kernel's
