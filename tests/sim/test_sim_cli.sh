@@ -14,51 +14,8 @@ trap 'rm -rf "$TMP"' EXIT
 
 [ -x "$VAKT" ] || { echo "FAIL: $VAKT not built (make $VAKT)"; exit 1; }
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
-# run WANT_RC ARGS... : runs vakt, keeps stdout/stderr in $TMP/out, $TMP/err.
-RC=0
-run() {
-	local want=$1; shift
-	set +e
-	"$VAKT" "$@" >"$TMP/out" 2>"$TMP/err"
-	RC=$?
-	set -e
-	if [ "$RC" -eq "$want" ]; then
-		ok "exit $want: vakt $*"
-	else
-		bad "exit $RC (want $want): vakt $*"
-		sed 's/^/     out| /' "$TMP/out"
-		sed 's/^/     err| /' "$TMP/err"
-	fi
-}
-
-# jcheck EXPR : EXPR is a python expression over j = the JSON on stdout.
-jcheck() {
-	if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-		"$TMP/out" "$1" 2>"$TMP/jerr"; then
-		ok "json: $1"
-	else
-		bad "json: $1"; sed 's/^/     out| /' "$TMP/out"; sed 's/^/     py | /' "$TMP/jerr"
-	fi
-}
-
-# has FILE TEXT : the output (out or err) contains TEXT.
-has() {
-	if grep -qF -- "$2" "$TMP/$1"; then ok "$1 has: $2"; else
-		bad "$1 lacks: $2"; sed "s/^/     $1| /" "$TMP/$1"; fi
-}
-
-# err_line WANT_TEXT ARGS... : exit 2, nothing on stdout, one line on stderr containing WANT_TEXT.
-err_line() {
-	local want=$1; shift
-	run 2 "$@"
-	has err "$want"
-	if [ "$(wc -l <"$TMP/err")" -eq 1 ] && [ ! -s "$TMP/out" ]; then ok "one error line, no output"; else
-		bad "want one stderr line and empty stdout: vakt $*"; sed 's/^/     err| /' "$TMP/err"; fi
-}
+# shellcheck source=lib.sh
+. tests/sim/lib.sh
 
 echo "== seed scenario (examples/)"
 run 0 sim -f $EX --from production/frontend --to production/backend --port 8080

@@ -27,46 +27,8 @@ trap 'rm -rf "$TMP"' EXIT
 [ -x "$VAKT" ] || { echo "FAIL: $VAKT not built (make $VAKT)"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is required"; exit 1; }
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
-RC=0
-# run WANT_RC BIN ARGS... : stdout/stderr in $TMP/out, $TMP/err.
-runb() {
-	local want=$1 bin=$2; shift 2
-	set +e
-	"$bin" "$@" >"$TMP/out" 2>"$TMP/err"
-	RC=$?
-	set -e
-	if [ "$RC" -eq "$want" ]; then
-		ok "exit $want: vakt $*"
-	else
-		bad "exit $RC (want $want): vakt $*"
-		sed 's/^/     out| /' "$TMP/out"
-		sed 's/^/     err| /' "$TMP/err"
-	fi
-}
-run() { local want=$1; shift; runb "$want" "$VAKT" "$@"; }
-
-jcheck() {
-	if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-		"$TMP/out" "$1" 2>"$TMP/jerr"; then
-		ok "json: $1"
-	else
-		bad "json: $1"; sed 's/^/     out| /' "$TMP/out"; sed 's/^/     py | /' "$TMP/jerr"
-	fi
-}
-
-has() {
-	if grep -qF -- "$2" "$TMP/$1"; then ok "$1 has: $2"; else
-		bad "$1 lacks: $2"; sed "s/^/     $1| /" "$TMP/$1"; fi
-}
-
-one_err_line() {
-	if [ "$(wc -l <"$TMP/err")" -eq 1 ] && [ ! -s "$TMP/out" ]; then ok "one error line, no output"; else
-		bad "want one stderr line and empty stdout"; sed 's/^/     err| /' "$TMP/err"; fi
-}
+# shellcheck source=lib.sh
+. tests/sim/lib.sh
 
 # same_as_tables ARGS... : the --dataplane matrix is byte-identical to the tables' matrix.
 same_as_tables() {
