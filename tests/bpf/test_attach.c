@@ -37,6 +37,7 @@
 
 #include "attach.h"
 #include "log.h"
+#include "../lib/testsys.h"
 
 #define LINKS_DIR_FMT "/sys/fs/bpf/vkt-att-%d"
 
@@ -45,17 +46,7 @@ static char g_pin_root[128]; /* per-process pin directory, removed at exit */
 /* vakt_node_egress is longer than the 15 characters the kernel keeps of a program name. */
 static const char *const our_names[] = { "vakt_from_pod", "vakt_to_pod", "vakt_node_egress", NULL };
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
+#define sh vt_sh
 
 /* A SCHED_CLS program that returns `ret`, under `name`. */
 static int load_prog(const char *name, int ret)
@@ -584,16 +575,8 @@ int main(void)
 		cmocka_unit_test(test_squatter_is_refused_and_ours_named_without_cap_sys_admin),
 	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_attach: needs root (BPF, network namespaces)\n");
+	if (vt_private_netns("test_attach"))
 		return 1;
-	}
-	/* A private network namespace: our veths never meet the host's or other tests'. */
-	if (unshare(CLONE_NEWNET)) {
-		perror("test_attach: unshare(CLONE_NEWNET)");
-		return 1;
-	}
-	sh("ip link set lo up");
 	if (!vakt_tcx_supported()) {
 		fprintf(stderr, "test_attach: kernel without tcx; the tcx half cannot run\n");
 		return 1;

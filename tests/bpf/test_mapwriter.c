@@ -37,20 +37,11 @@
 #include "tables.h"
 #include "vaktd_agent.h"
 #include "vakt/datapath.h"
+#include "../lib/testsys.h"
 
 static int g_seq; /* pin directories of this process: vkt-mw-<pid>-<seq> */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
+#define sh vt_sh
 
 static void new_bpffs(char *buf, size_t len)
 {
@@ -907,15 +898,8 @@ int main(void)
 		cmocka_unit_test(test_seed_keeps_ids_reserved_until_released),
 	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_mapwriter: needs root (BPF, bpffs, network namespaces)\n");
+	if (vt_private_netns("test_mapwriter"))
 		return 1;
-	}
-	if (unshare(CLONE_NEWNET)) {
-		perror("test_mapwriter: unshare(CLONE_NEWNET)");
-		return 1;
-	}
-	sh("ip link set lo up");
 	atexit(cleanup);
 	vakt_log_hook_libbpf();
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,7 @@
 
 #include "../lib/bpfload.h"
 #include "../lib/pkt.h"
+#include "../lib/testsys.h"
 
 /* Identities, endpoints and policies of the scenario. */
 #define ID_CLIENT 300
@@ -78,21 +79,7 @@ static const struct pod pods[] = {
 };
 #define NPODS (sizeof(pods) / sizeof(pods[0]))
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc == -1)
-		return -1;
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+#define sh vt_sh
 
 static void cleanup(void)
 {

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "netlink.h"
+#include "../lib/testsys.h"
 
 #define MAX_ADDRS 64
 
@@ -50,17 +51,7 @@ struct watcher {
 	int want_addr_present;
 };
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
+#define sh vt_sh
 
 static void to_vakt_addr(const char *s, struct vakt_addr *a)
 {
@@ -363,17 +354,7 @@ int main(void)
 		cmocka_unit_test(test_lost_notifications_are_recovered_by_a_new_dump),
 	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_netlink: needs root (network namespaces)\n");
+	if (vt_private_netns("test_netlink"))
 		return 1;
-	}
-	if (unshare(CLONE_NEWNET)) {
-		perror("test_netlink: unshare(CLONE_NEWNET)");
-		return 1;
-	}
-	if (sh("ip link set lo up")) {
-		fprintf(stderr, "test_netlink: cannot bring lo up\n");
-		return 1;
-	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
