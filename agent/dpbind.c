@@ -103,6 +103,12 @@ int vakt_dataplane_bind(struct vakt_dataplane *dp, const struct vakt_addr *a, ui
 			  vakt_addr_str(a, buf, sizeof(buf)), ifindex, err);
 		return err;
 	}
+	/*
+	 * Established packets skip the binding check (their conntrack entry is
+	 * scoped by the veth they came through): an entry admitted from another
+	 * veth while the address was unbound must be re-checked against it.
+	 */
+	dp_bump_gen(dp);
 	if (b) {
 		b->ifindex = ifindex;
 		return 0;

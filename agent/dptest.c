@@ -532,7 +532,11 @@ static int point_rule(struct vakt_dptest *d, const struct vakt_dptest_pkt *p, ui
 		.daddr = p->dst,
 		.sport = htons(p->sport),
 		.dport = htons(p->dport),
-		.ep_id = pt->ep_id,
+		/*
+		 * BPF_PROG_TEST_RUN runs on the loopback device: its index scopes
+		 * the veth points; a deferred egress check is scoped by its endpoint.
+		 */
+		.scope = pt->deferred ? VAKT_CT_SCOPE_EP(pt->ep_id) : 1,
 		.proto = p->proto,
 		.dir = (uint8_t)dir,
 	};

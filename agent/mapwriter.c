@@ -357,7 +357,7 @@ static void prune_meta(struct batch *b)
 	free(s);
 }
 
-static int bump_gen(struct vakt_dataplane *dp)
+int dp_bump_gen(struct vakt_dataplane *dp)
 {
 	struct vakt_state st = {};
 	uint32_t key = 0;
@@ -384,7 +384,7 @@ static void count_fail_closed(struct batch *b);
 static int finish(struct batch *b)
 {
 	if (b->revoked) {
-		int err = bump_gen(b->dp);
+		int err = dp_bump_gen(b->dp);
 
 		if (err && !b->err)
 			b->err = err;

@@ -61,6 +61,8 @@ struct vakt_dataplane {
 
 /* dpbind.c: the ep_ifindex mirror, loaded at open, freed at close. */
 int dp_bindings_load(struct vakt_dataplane *dp);
+/* state.gen++: every conntrack entry is re-checked on its next packet. */
+int dp_bump_gen(struct vakt_dataplane *dp);
 void dp_bindings_free(struct vakt_dataplane *dp);
 
 #endif /* VAKT_MAPWRITER_H */

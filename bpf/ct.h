@@ -22,14 +22,12 @@
 #endif
 
 /*
- * The clock of conntrack and fragment timestamps. Timeouts are seconds, so
- * the tick-granular coarse clock does: it is a load from the timekeeper,
- * where bpf_ktime_get_ns() reads the TSC, a third of an established packet's
- * cost in a VM here (docs/datapath.md, Performance). Both are
- * CLOCK_MONOTONIC, the coarse one at most a tick behind, so entries written
- * with either compare correctly. Kernels before 5.11 lack the coarse helper:
- * the test is a CO-RE enum relocation resolved at load time, and the
- * verifier drops the branch not taken, helper call included.
+ * The clock of conntrack and fragment timestamps: CLOCK_MONOTONIC ns at tick
+ * granularity (timeouts are seconds), where bpf_ktime_get_ns() reads the
+ * TSC. Kernels before 5.11 lack the coarse helper: the test is a CO-RE enum
+ * relocation resolved at load time, and the verifier drops the branch not
+ * taken, helper call included. Established packets mostly do without it:
+ * see ct_live().
  */
 static __always_inline __u64 ct_now(void)
 {
@@ -39,14 +37,16 @@ static __always_inline __u64 ct_now(void)
 }
 
 /*
- * Refresh an entry's idle time, storing only when the clock moved (at most
- * once a tick per entry): a store dirties the entry's cache line for the
- * other CPUs that read it.
+ * Refresh an entry's idle time, storing only when the clock moved forward
+ * (at most once a tick per entry): a store dirties the entry's cache line
+ * for the other CPUs that read it.
  */
-static __always_inline void ct_touch(struct vakt_ct_val *v, __u64 now)
+static __always_inline void ct_touch(struct vakt_ct_val *v, __u64 now, __u64 jiffies)
 {
-	if (v->last_ns != now)
+	if (now > v->last_ns)
 		v->last_ns = now;
+	if (v->last_jiffies != jiffies)
+		v->last_jiffies = jiffies;
 }
 
 static __always_inline __u64 ct_timeout_ns(__u8 proto, __u8 state)
@@ -71,6 +71,27 @@ static __always_inline int ct_expired(const struct vakt_ct_val *v, __u8 proto, _
 	return now > v->last_ns && now - v->last_ns > ct_timeout_ns(proto, v->state);
 }
 
+/*
+ * ct_live - is entry v still live (not idle past its timeout)? *now is the
+ * clock for ct_touch(). Reading the clock is the costliest step of an
+ * established packet on the VMs measured (docs/datapath.md, Performance:
+ * bpf_ktime_get_coarse_ns() cost as much as bpf_ktime_get_ns(), ~30-40 ns
+ * of a ~190 ns run) while jiffies is one load (the verifier inlines
+ * bpf_jiffies64()). An entry already touched in the current tick cannot be
+ * idle past a timeout of seconds, so the clock is read only by the first
+ * packet of an entry in each tick.
+ */
+static __always_inline int ct_live(const struct vakt_ct_val *v, __u8 proto, __u64 jiffies,
+				   __u64 *now)
+{
+	if (v->last_jiffies == jiffies) {
+		*now = v->last_ns;
+		return 1;
+	}
+	*now = ct_now();
+	return !ct_expired(v, proto, *now);
+}
+
 static __always_inline void ct_reverse(const struct vakt_ct_key *k, struct vakt_ct_key *r)
 {
 	r->saddr = k->daddr;
@@ -87,13 +108,13 @@ static __always_inline void ct_twin(const struct vakt_ct_key *k, const struct va
 {
 	ct_reverse(k, t);
 	if (k->dir == VAKT_CT_DIR_NODE) {
-		t->ep_id = v->peer_ep;
+		t->scope = VAKT_CT_SCOPE_EP(v->peer_ep);
 		t->dir = VAKT_DIR_EGRESS;
 	} else if (v->flags & VAKT_CTF_NODE) {
-		t->ep_id = 0;
+		t->scope = 0;
 		t->dir = VAKT_CT_DIR_NODE;
 	} else {
-		t->ep_id = k->ep_id;
+		t->scope = k->scope;
 		t->dir = k->dir ^ 1;
 	}
 }
@@ -190,35 +211,47 @@ static __always_inline int ct_advance(const struct vakt_ct_key *k, struct vakt_c
 	return 0;
 }
 
+/* What ct_create() records besides the tuple. */
+struct ct_admit {
+	__u32 gen;
+	__u32 rule;
+	__u32 ep_id;   /* the endpoint whose policy admitted the flow */
+	__u32 peer_ep; /* local endpoint at the other end of a NATed flow, 0 if none */
+	__u8 reason;
+	__u8 node;     /* admitted at a node's leaving point */
+};
+
 /*
  * Record an admitted flow: the forward entry at k and its reply entry.
  * node: admitted at a node's leaving point, the reply entry is (0, NODE)
- * and names ep as its peer. peer_ep: the local endpoint at the other end of
- * a NATed flow (its replies get the REPLY mark), 0 if none.
+ * and names ep_id as its peer. peer_ep: its replies get the REPLY mark.
  */
 static __always_inline int ct_create(const struct vakt_ct_key *k, const struct pkt *p, __u64 now,
-				     __u64 gen, __u32 rule, __u32 reason, __u32 peer_ep, int node)
+				     const struct ct_admit *a)
 {
 	struct vakt_ct_key r;
 	struct vakt_ct_val v = {
 		.last_ns = now,
-		.gen = gen,
-		.rule = rule,
-		.peer_ep = peer_ep,
+		.last_jiffies = bpf_jiffies64(),
+		.gen = a->gen,
+		.rule = a->rule,
+		.peer_ep = (__u16)a->peer_ep,
 		.state = ct_initial_state(p),
-		.flags = node ? VAKT_CTF_NODE : 0,
-		.reason = (__u8)reason,
+		.flags = a->node ? VAKT_CTF_NODE : 0,
+		.reason = a->reason,
+		.ep_id = (__u16)a->ep_id,
 	};
 
 	if (bpf_map_update_elem(&ct, k, &v, BPF_ANY))
 		return -1;
 	ct_reverse(k, &r);
-	if (node) {
-		r.ep_id = 0;
+	if (a->node) {
+		r.scope = 0;
 		r.dir = VAKT_CT_DIR_NODE;
-		v.peer_ep = k->ep_id;
+		v.peer_ep = (__u16)a->ep_id;
+		v.ep_id = 0;
 	} else {
-		r.ep_id = k->ep_id;
+		r.scope = k->scope;
 		r.dir = k->dir ^ 1;
 	}
 	v.flags = VAKT_CTF_REPLY;

@@ -5,7 +5,8 @@
  * vakt_from_pod (veth host side, TC ingress) enforces the pod's egress,
  * vakt_to_pod (veth host side, TC egress) its ingress. New flows get the
  * verdict of include/vakt/verdict.h (shared with userspace); established
- * flows cost one conntrack lookup. Egress toward addresses that are no
+ * flows cost one conntrack lookup, done first: its key is scoped by the
+ * veth's ifindex, known before any other lookup (ct_fast()). Egress toward addresses that are no
  * known pod (Service ClusterIPs, the world) is deferred to where the packet
  * leaves, after kube-proxy's DNAT and masquerade: vakt_to_pod of the
  * backend, or vakt_node_egress on the node's uplink and tunnel devices.
@@ -160,13 +161,14 @@ static __always_inline const struct vakt_policy_val *vakt_lookup_policy(vakt_ctx
 /* Stored in a frag entry: later fragments of a deferred datagram defer too. */
 #define R_FRAG_DEFER 0xff
 
-static __always_inline __u64 cur_gen(void)
+/* The policy generation, as conntrack entries keep it (low 32 bits). */
+static __always_inline __u32 cur_gen(void)
 {
 	struct vakt_state *s;
 	__u32 zero = 0;
 
 	s = bpf_map_lookup_elem(&state, &zero);
-	return s ? s->gen : 0;
+	return s ? (__u32)s->gen : 0;
 }
 
 static __always_inline __u32 mark_get(struct __sk_buff *skb)
@@ -217,7 +219,7 @@ static __always_inline void frag_key(struct vakt_frag_key *fk, const struct pkt 
 	fk->saddr = p->k.saddr;
 	fk->daddr = p->k.daddr;
 	fk->id = p->frag_id;
-	fk->ep_id = p->k.ep_id;
+	fk->scope = p->k.scope;
 	fk->proto = p->k.proto;
 	fk->dir = p->k.dir;
 	fk->pad = 0;
@@ -258,20 +260,20 @@ struct point_opts {
 
 /*
  * point_check - the decision at one enforcement point (endpoint ep at
- * address self, direction dir) for packet p. Returns the reason (a drop if
- * vakt_reason_is_drop()) or R_DEFER.
+ * address self, conntrack scope, direction dir) for packet p. Returns the
+ * reason (a drop if vakt_reason_is_drop()) or R_DEFER.
  */
 static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val *ep,
-					 const struct vakt_addr *self, __u32 dir,
+					 const struct vakt_addr *self, __u32 scope, __u32 dir,
 					 struct point_opts *o)
 {
 	struct vakt_ct_val *v;
 	struct vakt_verdict vd;
 	struct vakt_flow f = {};
-	__u64 now = ct_now(), gen;
-	__u32 reason;
+	__u64 now = ct_now();
+	__u32 reason, gen;
 
-	p->k.ep_id = ep->ep_id;
+	p->k.scope = scope;
 	p->k.dir = (__u8)dir;
 	p->k.pad = 0;
 
@@ -279,6 +281,15 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 		return frag_follow(p, now);
 	gen = cur_gen();
 	v = bpf_map_lookup_elem(&ct, &p->k);
+	/*
+	 * The entry was admitted for another endpoint that had this address at
+	 * this point (the record changed since, so the generation moved): it
+	 * says nothing about this one, which decides as for a new flow.
+	 */
+	if (v && v->ep_id != ep->ep_id && !(v->flags & VAKT_CTF_DEFER)) {
+		ct_delete_flow(&p->k, v);
+		v = 0;
+	}
 	if (v && !ct_expired(v, p->k.proto, now)) {
 		/*
 		 * A deferral marker only means something to from_pod. Where the
@@ -286,8 +297,8 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 		 * the admission below overwrites it with the real entry.
 		 */
 		if (v->flags & VAKT_CTF_DEFER) {
-			if (o->defer && v->gen == gen) {
-				ct_touch(v, now);
+			if (o->defer && v->gen == gen && v->ep_id == ep->ep_id) {
+				ct_touch(v, now, bpf_jiffies64());
 				frag_record(p, now, R_FRAG_DEFER);
 				return R_DEFER;
 			}
@@ -299,7 +310,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 				}
 				v->gen = gen;
 			}
-			ct_touch(v, now);
+			ct_touch(v, now, bpf_jiffies64());
 			o->out_peer = v->peer_ep;
 			reason = (v->flags & VAKT_CTF_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
 			frag_record(p, now, VAKT_R_FRAGMENT);
@@ -309,7 +320,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 
 	/* An ICMP error about a packet this point has seen go the other way. */
 	if (p->icmp == PI_ERROR) {
-		p->inner.ep_id = ep->ep_id;
+		p->inner.scope = scope;
 		p->inner.dir = (__u8)(dir ^ 1);
 		p->inner.pad = 0;
 		if (bpf_map_lookup_elem(&ct, &p->inner))
@@ -323,9 +334,11 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 	    !vakt_addr_eq(&f.peer, self) && !bpf_map_lookup_elem(&ipcache, &f.peer)) {
 		struct vakt_ct_val dv = {
 			.last_ns = now,
+			.last_jiffies = bpf_jiffies64(),
 			.gen = gen,
 			.state = VAKT_CT_EST,
 			.flags = VAKT_CTF_DEFER,
+			.ep_id = ep->ep_id,
 		};
 
 		/* Best effort: without the entry the next packet decides again. */
@@ -339,8 +352,19 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 	f.dport = p->vport;
 	if (!vakt_verdict(0, ep, self, &f, &vd))
 		return vd.reason;
-	if (ct_create(&p->k, p, now, gen, vd.rule, vd.reason, o->peer_ep, o->node))
-		return VAKT_R_CT_FULL;
+	{
+		struct ct_admit a = {
+			.gen = gen,
+			.rule = vd.rule,
+			.ep_id = ep->ep_id,
+			.peer_ep = o->peer_ep,
+			.reason = (__u8)vd.reason,
+			.node = o->node,
+		};
+
+		if (ct_create(&p->k, p, now, &a))
+			return VAKT_R_CT_FULL;
+	}
 	frag_record(p, now, VAKT_R_FRAGMENT);
 	return vd.reason;
 }
@@ -383,7 +407,7 @@ static __always_inline int deferred_egress(struct __sk_buff *skb, struct pkt *p,
 	/* The pod went away while its packet was in flight. */
 	if (!sep || sep->ep_id != src_ep)
 		return finish(skb, p, src_ep, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
-	reason = point_check(p, sep, self, VAKT_DIR_EGRESS, &o);
+	reason = point_check(p, sep, self, VAKT_CT_SCOPE_EP(src_ep), VAKT_DIR_EGRESS, &o);
 	if (reason == R_DEFER)
 		reason = VAKT_R_FAIL_CLOSED;
 	return finish(skb, p, src_ep, VAKT_DIR_EGRESS, reason);
@@ -404,18 +428,88 @@ static __always_inline int spoofed(const struct __sk_buff *skb, const struct vak
 	return bound && *bound && *bound != skb->ifindex;
 }
 
+/*
+ * ct_fast - an established packet at a veth point, decided by its conntrack
+ * entry at (skb->ifindex, dir) before any other lookup. Taken only where
+ * point_check() would decide the same from the same entry: a packet that is
+ * no fragment nor link control, an unexpired entry whose generation is the
+ * current one (so the endpoint record and the address binding that admitted
+ * it are unchanged: any change bumps the generation), whose state takes the
+ * packet. Returns the reason (ESTABLISHED, REPLY, or R_DEFER for a deferral
+ * marker when defer is set) with *out the entry, or -1: the full path decides.
+ */
+static __always_inline int ct_fast(const struct __sk_buff *skb, struct pkt *p, __u32 dir,
+				   int defer, struct vakt_ct_val **out)
+{
+	struct vakt_ct_val *v;
+	__u64 now, j;
+
+	if (p->frag != PF_NONE || p->icmp == PI_CONTROL)
+		return -1;
+	p->k.scope = skb->ifindex;
+	p->k.dir = (__u8)dir;
+	p->k.pad = 0;
+	v = bpf_map_lookup_elem(&ct, &p->k);
+	if (!v || v->gen != cur_gen())
+		return -1;
+	j = bpf_jiffies64();
+	if (!ct_live(v, p->k.proto, j, &now))
+		return -1;
+	if (v->flags & VAKT_CTF_DEFER) {
+		if (!defer)
+			return -1;
+		ct_touch(v, now, j);
+		*out = v;
+		return R_DEFER;
+	}
+	if (ct_advance(&p->k, v, p))
+		return -1;
+	ct_touch(v, now, j);
+	*out = v;
+	return (v->flags & VAKT_CTF_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
+}
+
+/* from_pod: the egress check of ep_id moves to where the packet leaves. */
+static __always_inline int defer_out(struct __sk_buff *skb, const struct pkt *p, __u32 ep_id)
+{
+	struct vakt_addr *slot = bpf_map_lookup_elem(&ep_addr, &ep_id);
+
+	/* Written only when it changes: the slot is read on other CPUs. */
+	if (slot && !vakt_addr_eq(slot, &p->k.saddr))
+		*slot = p->k.saddr;
+	mark_set(skb, VAKT_MARK_DEFER | (ep_id & VAKT_MARK_EP_MASK));
+	return VAKT_TC_PASS;
+}
+
+/* from_pod: a forwarded packet; replies of NATed flows name their pod in the mark. */
+static __always_inline int from_pod_pass(struct __sk_buff *skb, const struct pkt *p, __u32 ep_id,
+					 __u32 peer_ep, __u32 reason)
+{
+	if (peer_ep)
+		mark_set(skb, VAKT_MARK_REPLY | (peer_ep & VAKT_MARK_EP_MASK));
+	return finish(skb, p, ep_id, VAKT_DIR_EGRESS, reason);
+}
+
 SEC("tc")
 int vakt_from_pod(struct __sk_buff *skb)
 {
 	struct point_opts o = { .defer = 1 };
 	const struct vakt_ep_val *ep;
+	struct vakt_ct_val *v = 0;
 	struct pkt p = {};
-	__u32 reason, ep_id, field = 0;
-	int kind;
+	__u32 reason, ep_id;
+	int kind, r;
 
 	/* Our bits must only ever say what this program decided. */
 	mark_set(skb, 0);
 	kind = parse(skb, &p);
+	if (kind == PK_IP) {
+		r = ct_fast(skb, &p, VAKT_DIR_EGRESS, 1, &v);
+		if (r == R_DEFER && v)
+			return defer_out(skb, &p, v->ep_id);
+		if (r >= 0 && v)
+			return from_pod_pass(skb, &p, v->ep_id, v->peer_ep, (__u32)r);
+	}
 	if (kind != PK_IP && kind != PK_BAD_L4)
 		return finish_unparsed(skb, &p, kind, VAKT_DIR_EGRESS);
 	/* Neighbour discovery mostly uses link-local addresses: no endpoint needed. */
@@ -431,20 +525,10 @@ int vakt_from_pod(struct __sk_buff *skb)
 	if (kind == PK_BAD_L4)
 		return finish(skb, &p, ep_id, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
 
-	reason = point_check(&p, ep, &p.k.saddr, VAKT_DIR_EGRESS, &o);
-	if (reason == R_DEFER) {
-		struct vakt_addr *slot = bpf_map_lookup_elem(&ep_addr, &ep_id);
-
-		/* Written only when it changes: the slot is read on other CPUs. */
-		if (slot && !vakt_addr_eq(slot, &p.k.saddr))
-			*slot = p.k.saddr;
-		mark_set(skb, VAKT_MARK_DEFER | (ep_id & VAKT_MARK_EP_MASK));
-		return VAKT_TC_PASS;
-	}
-	if (o.out_peer)
-		field = VAKT_MARK_REPLY | (o.out_peer & VAKT_MARK_EP_MASK);
-	mark_set(skb, field);
-	return finish(skb, &p, ep_id, VAKT_DIR_EGRESS, reason);
+	reason = point_check(&p, ep, &p.k.saddr, skb->ifindex, VAKT_DIR_EGRESS, &o);
+	if (reason == R_DEFER)
+		return defer_out(skb, &p, ep_id);
+	return from_pod_pass(skb, &p, ep_id, o.out_peer, reason);
 }
 
 SEC("tc")
@@ -452,11 +536,19 @@ int vakt_to_pod(struct __sk_buff *skb)
 {
 	struct point_opts o = {};
 	const struct vakt_ep_val *ep;
+	struct vakt_ct_val *v = 0;
 	struct pkt p = {};
 	__u32 reason, ep_id, m;
-	int kind;
+	int kind, r;
 
 	kind = parse(skb, &p);
+	m = mark_get(skb);
+	/* A deferred egress check rides on this packet: the full path runs it. */
+	if (kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
+		r = ct_fast(skb, &p, VAKT_DIR_INGRESS, 0, &v);
+		if (r >= 0 && v)
+			return finish(skb, &p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+	}
 	if (kind != PK_IP && kind != PK_BAD_L4)
 		return finish_unparsed(skb, &p, kind, VAKT_DIR_INGRESS);
 	if (kind == PK_IP && p.icmp == PI_CONTROL)
@@ -468,14 +560,13 @@ int vakt_to_pod(struct __sk_buff *skb)
 	if (kind == PK_BAD_L4)
 		return finish(skb, &p, ep_id, VAKT_DIR_INGRESS, VAKT_R_MALFORMED);
 
-	m = mark_get(skb);
 	if (m & VAKT_MARK_DEFER) {
 		o.peer_ep = m & VAKT_MARK_EP_MASK;
 		if (deferred_egress(skb, &p, o.peer_ep, 0) == VAKT_TC_DROP)
 			return VAKT_TC_DROP;
 	}
 	o.reply_ok = (m & VAKT_MARK_REPLY) && (m & VAKT_MARK_EP_MASK) == ep_id;
-	reason = point_check(&p, ep, &p.k.daddr, VAKT_DIR_INGRESS, &o);
+	reason = point_check(&p, ep, &p.k.daddr, skb->ifindex, VAKT_DIR_INGRESS, &o);
 	return finish(skb, &p, ep_id, VAKT_DIR_INGRESS, reason);
 }
 
@@ -504,17 +595,17 @@ int vakt_node_ingress(struct __sk_buff *skb)
 	struct vakt_addr *self;
 	struct vakt_ct_val *v;
 	struct pkt p = {};
-	__u64 now;
+	__u64 now, j;
 	__u32 peer;
 
 	mark_set(skb, 0);
 	if (parse(skb, &p) != PK_IP || p.frag == PF_LATER)
 		return VAKT_TC_PASS;
-	p.k.ep_id = 0;
+	p.k.scope = 0;
 	p.k.dir = VAKT_CT_DIR_NODE;
 	v = bpf_map_lookup_elem(&ct, &p.k);
-	now = ct_now();
-	if (!v || ct_expired(v, p.k.proto, now))
+	j = bpf_jiffies64();
+	if (!v || !ct_live(v, p.k.proto, j, &now))
 		return VAKT_TC_PASS;
 	peer = v->peer_ep;
 	if (v->gen != cur_gen()) {
@@ -532,7 +623,7 @@ int vakt_node_ingress(struct __sk_buff *skb)
 	}
 	p.k.dir = VAKT_CT_DIR_NODE;
 	ct_advance(&p.k, v, &p);
-	ct_touch(v, now);
+	ct_touch(v, now, j);
 	mark_set(skb, VAKT_MARK_REPLY | (peer & VAKT_MARK_EP_MASK));
 	return VAKT_TC_PASS;
 }

@@ -90,28 +90,43 @@ static inline int vakt_mark_config(__u32 mask, __u32 *shift)
 
 /*
  * Conntrack (map `ct`, LRU hash, VAKT_CT_MAX entries; written by the datapath
- * only). An entry belongs to one enforcement point: (ep_id, dir) plus the
- * 5-tuple as seen at that point. A flow admitted at (ep, dir) gets two
- * entries: the forward tuple at (ep, dir) and the reverse tuple at
- * (ep, !dir), which marks replies. Another endpoint's point never matches,
- * so an allowed egress at the sender never skips the receiver's ingress.
+ * only). An entry belongs to one enforcement point, named by the key's scope
+ * and dir, plus the 5-tuple as seen at that point. A flow admitted at a point
+ * gets two entries: the forward tuple at (scope, dir) and the reverse tuple
+ * at (scope, !dir), which marks replies. Another point never matches, so an
+ * allowed egress at the sender never skips the receiver's ingress.
  *
- * dir == VAKT_CT_DIR_NODE (ep_id 0) holds the reply tuples, as seen on the
- * node's uplink, of flows admitted by vakt_node_egress (post-NAT tuple);
- * the value's peer_ep names the pod whose egress admitted them.
+ * Scopes:
+ *   ifindex of the pod's veth (host side): the points of vakt_from_pod
+ *     (EGRESS) and vakt_to_pod (INGRESS). Known before any lookup, so an
+ *     established packet costs one hash lookup (the conntrack one): the
+ *     value names the endpoint (ep_id) for counters and marks. A pod's
+ *     address arriving through another veth never matches its entries
+ *     (anti-spoofing holds without a lookup); a changed endpoint record or
+ *     binding bumps state.gen, and the re-check finds the endpoint again.
+ *   VAKT_CT_SCOPE_EP(ep_id): the deferred egress check of pod ep_id, done
+ *     where the packet leaves (vakt_to_pod of the backend, vakt_node_egress),
+ *     on the post-NAT tuple. Scoped by endpoint, not by interface: a
+ *     masqueraded tuple reused by another pod after the first one's flow
+ *     ended must not inherit the first pod's admission.
+ *   0 with dir VAKT_CT_DIR_NODE: the reply tuples, as seen on the node's
+ *     uplink, of flows admitted by vakt_node_egress (post-NAT tuple); the
+ *     value's peer_ep names the pod whose egress admitted them.
+ * Interface indexes are positive ints, so the two kinds never overlap.
  *
  * Ports: TCP, UDP, SCTP ports; ICMP/ICMPv6 echo: request sport = id,
  * dport = 0; reply sport = 0, dport = id (so the reverse of a request is its
  * reply); other protocols 0.
  */
 #define VAKT_CT_DIR_NODE 2
+#define VAKT_CT_SCOPE_EP(ep_id) (0x80000000U | (ep_id))
 
 struct vakt_ct_key {
 	struct vakt_addr saddr;
 	struct vakt_addr daddr;
 	__be16 sport;
 	__be16 dport;
-	__u32 ep_id;
+	__u32 scope; /* see above: veth ifindex, VAKT_CT_SCOPE_EP(ep_id), or 0 */
 	__u8 proto;
 	__u8 dir; /* VAKT_DIR_* or VAKT_CT_DIR_NODE */
 	__u16 pad;
@@ -130,15 +145,27 @@ enum vakt_ct_state {
 };
 
 struct vakt_ct_val {
-	__u64 last_ns; /* CLOCK_MONOTONIC(_COARSE) ns of the last packet, bpf/ct.h ct_now() */
-	__u64 gen;     /* state.gen the flow was admitted or last re-checked under */
+	__u64 last_ns; /* CLOCK_MONOTONIC ns (tick granular) of the last packet, bpf/ct.h ct_now() */
+	__u64 last_jiffies; /* jiffies when last_ns was stored; another value (0) makes the
+			     * next packet read the clock (bpf/ct.h ct_live()) */
+	__u32 gen;     /* low 32 bits of state.gen the flow was admitted or last re-checked under */
 	__u32 rule;    /* rule reference of the admitting policy entry */
-	__u32 peer_ep; /* local endpoint at the other end of a NATed flow, 0 if none */
+	__u16 peer_ep; /* local endpoint at the other end of a NATed flow, 0 if none */
+	__u16 ep_id;   /* endpoint whose policy admitted the entry (0: node entries) */
 	__u8 state;    /* enum vakt_ct_state */
 	__u8 flags;    /* VAKT_CTF_* */
 	__u8 reason;   /* reason of the admission (POLICY_ALLOW, NOT_ISOLATED, ...) */
-	__u8 pad[5];
+	__u8 pad;
 };
+/*
+ * 32 bytes: with the 44-byte key (48 aligned) and the kernel's 48-byte LRU
+ * element header, an entry is 128 bytes, two cache lines, which is what an
+ * established packet touches (a 136-byte entry straddles three). gen keeps
+ * 32 bits: equal generations 2^32 bumps apart are not a concern; ep ids fit
+ * 16 bits (VAKT_MAX_ENDPOINTS).
+ */
+_Static_assert(sizeof(struct vakt_ct_val) == 32, "a conntrack entry must stay two cache lines");
+_Static_assert(VAKT_MAX_ENDPOINTS <= 0x10000, "ep ids are 16 bits in conntrack values");
 
 /* Timeouts in seconds, per state and protocol (idle time since last_ns). */
 #define VAKT_CT_TIMEOUT_TCP_NEW 60
@@ -160,7 +187,7 @@ struct vakt_frag_key {
 	struct vakt_addr saddr;
 	struct vakt_addr daddr;
 	__u32 id; /* IPv4 id (16 bits) or IPv6 fragment id */
-	__u32 ep_id;
+	__u32 scope; /* as the conntrack key's */
 	__u8 proto;
 	__u8 dir;
 	__u16 pad;

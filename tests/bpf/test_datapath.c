@@ -204,6 +204,8 @@ struct row {
 
 #define IN VAKT_DIR_INGRESS
 #define EG VAKT_DIR_EGRESS
+/* skb->ifindex of BPF_PROG_TEST_RUN without a ctx ifindex: the loopback device */
+#define LO 1
 
 /*
  * Cut the frame right after the fixed IP header, leaving the lengths in it
@@ -422,11 +424,12 @@ static void test_sender_egress_never_skips_receiver_ingress(void **state)
 	}
 }
 
+/* The conntrack key of a veth point: scoped by the interface the packet crossed. */
 static struct vakt_ct_key ct_key(const char *s, const char *d, uint16_t sp, uint16_t dpt,
-				 uint8_t proto, uint32_t ep, uint8_t dir)
+				 uint8_t proto, uint32_t ifindex, uint8_t dir)
 {
 	struct vakt_ct_key k = { .saddr = pk_addr(s), .daddr = pk_addr(d), .sport = htons(sp),
-				 .dport = htons(dpt), .proto = proto, .ep_id = ep, .dir = dir };
+				 .dport = htons(dpt), .proto = proto, .scope = ifindex, .dir = dir };
 	return k;
 }
 
@@ -440,8 +443,8 @@ static void test_tcp_rst_closes_both_entries(void **state)
 	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
 	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
 	struct pk_spec rst = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_RST);
-	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_B, IN);
-	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, EP_B, EG);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, LO, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, LO, EG);
 	struct vakt_ct_val v;
 
 	(void)state;
@@ -468,8 +471,8 @@ static void test_tcp_fin_from_both_sides_closes(void **state)
 	struct pk_spec fin1 = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_FIN | PK_TCP_ACK);
 	struct pk_spec data2 = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_ACK);
 	struct pk_spec fin2 = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_FIN | PK_TCP_ACK);
-	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_B, IN);
-	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, EP_B, EG);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, LO, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, LO, EG);
 	struct vakt_ct_val v;
 
 	(void)state;
@@ -493,6 +496,7 @@ static void age(const struct vakt_ct_key *k, uint64_t seconds)
 
 	assert_int_equal(ct_get(k, &v), 0);
 	v.last_ns -= seconds * 1000000000ULL;
+	v.last_jiffies = 0; /* the next packet reads the clock (ct_live()) */
 	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ct"), k, &v, BPF_EXIST), 0);
 }
 
@@ -505,9 +509,9 @@ static void test_entries_expire_per_state(void **state)
 			       .sport = 5000, .dport = 53 };
 	struct pk_spec udprep = { .src = "10.0.0.2", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
 				  .sport = 53, .dport = 5000 };
-	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.3", 80, 40000, IPPROTO_TCP, EP_C, IN);
-	struct vakt_ct_key fk = ct_key("10.0.0.3", "10.0.0.2", 40000, 80, IPPROTO_TCP, EP_C, EG);
-	struct vakt_ct_key urk = ct_key("10.0.0.2", "10.0.0.3", 53, 5000, IPPROTO_UDP, EP_C, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.3", 80, 40000, IPPROTO_TCP, LO, IN);
+	struct vakt_ct_key fk = ct_key("10.0.0.3", "10.0.0.2", 40000, 80, IPPROTO_TCP, LO, EG);
+	struct vakt_ct_key urk = ct_key("10.0.0.2", "10.0.0.3", 53, 5000, IPPROTO_UDP, LO, IN);
 
 	(void)state;
 	expect(DP_FROM_POD, &syn, 0, EP_C, EG, VAKT_R_POLICY_ALLOW);
@@ -539,7 +543,7 @@ static void test_sctp_init_abort(void **state)
 	struct pk_spec initack = { .src = "10.0.0.2", .dst = "10.0.0.1", .proto = IPPROTO_SCTP,
 				   .sport = 9000, .dport = 7000, .sctp_chunk = 2 };
 	struct pk_spec data = init, abort_ = initack;
-	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 7000, 9000, IPPROTO_SCTP, EP_B, IN);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 7000, 9000, IPPROTO_SCTP, LO, IN);
 	struct vakt_ct_val v;
 
 	(void)state;
@@ -942,7 +946,7 @@ static void test_spoofed_sources_of_bound_pods_are_dropped(void **state)
 	}
 }
 
-/* The check runs before conntrack: an admitted flow cannot be continued from another veth. */
+/* Conntrack is scoped by the veth: an admitted flow cannot be continued from another one. */
 static void test_spoofing_an_established_flow_is_dropped(void **state)
 {
 	struct pk_spec syn = { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4100, .dport = 80,
@@ -958,6 +962,59 @@ static void test_spoofing_an_established_flow_is_dropped(void **state)
 	assert_int_equal(run_from_ifindex(&ack, 1), VAKT_TC_DROP);
 	assert_int_equal(packets(0, EG, VAKT_R_SPOOFED), 1);
 	assert_int_equal(packets(EP_A, EG, VAKT_R_ESTABLISHED), 1);
+}
+
+/*
+ * A flow admitted while its source address was unbound (from any veth) is
+ * re-checked once the binding exists: the agent bumps the generation when
+ * it binds (vakt_dataplane_bind()), established packets skip the binding
+ * check only while the generation they were admitted under holds.
+ */
+static void test_flow_admitted_before_binding_is_rechecked_once_bound(void **state)
+{
+	struct pk_spec syn = { .src = "10.0.0.1", .dst = "10.0.0.2", .sport = 4200, .dport = 80,
+			       .tcp_flags = PK_TCP_SYN };
+	struct pk_spec ack = syn;
+
+	(void)state;
+	ack.tcp_flags = PK_TCP_ACK;
+	assert_int_equal(run_from_ifindex(&syn, 1), VAKT_TC_PASS);
+	assert_int_equal(run_from_ifindex(&ack, 1), VAKT_TC_PASS);
+	assert_int_equal(packets(EP_A, EG, VAKT_R_ESTABLISHED), 1);
+	bind_addr("10.0.0.1", (uint32_t)veth_a_ifindex);
+	/* same generation: the entry still speaks for the flow */
+	assert_int_equal(run_from_ifindex(&ack, 1), VAKT_TC_PASS);
+	assert_int_equal(packets(EP_A, EG, VAKT_R_ESTABLISHED), 2);
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	assert_int_equal(run_from_ifindex(&ack, 1), VAKT_TC_DROP);
+	assert_int_equal(packets(0, EG, VAKT_R_SPOOFED), 1);
+	/* from the pod's own veth the flow goes on as a new one */
+	assert_int_equal(run_from_ifindex(&ack, veth_a_ifindex), VAKT_TC_PASS);
+	assert_int_equal(packets(EP_A, EG, VAKT_R_NOT_ISOLATED), 2);
+}
+
+/*
+ * The address of a deleted pod goes to a new one (a new endpoint record, the
+ * generation moves): the old pod's conntrack entries at the same veth admit
+ * nothing for the new pod, whose own policy decides.
+ */
+static void test_replaced_endpoint_never_inherits_conntrack(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.5", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.5", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct vakt_ep_val b2 = { .ep_id = EP_E, .identity = 259, .policy = { POL_C_IN, 0 },
+				  .flags = VAKT_EPF_ID(0) };
+
+	(void)state;
+	/* B's ingress admits E's identity on any port */
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	/* 10.0.0.2 now belongs to another pod, isolated, whose policy allows nothing */
+	assert_int_equal(dp_put_endpoint(dp, "10.0.0.2", &b2), 0);
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	expect(DP_TO_POD, &ack, 0, EP_E, IN, VAKT_R_POLICY_DENIED);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), 1);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_REVOKED), 0);
 }
 
 int main(void)
@@ -982,6 +1039,8 @@ int main(void)
 		T(test_drop_events_are_rate_limited),
 		T(test_spoofed_sources_of_bound_pods_are_dropped),
 		T(test_spoofing_an_established_flow_is_dropped),
+		T(test_flow_admitted_before_binding_is_rechecked_once_bound),
+		T(test_replaced_endpoint_never_inherits_conntrack),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -231,7 +231,8 @@ static int bpf_decide(const struct probe *p, uint16_t sport, uint32_t ep_id, uin
 static void ct_forget(const struct probe *p, uint16_t sport, uint32_t ep_id)
 {
 	int fd = dp_map_fd(dp, "ct");
-	struct vakt_ct_key k = { .proto = p->proto, .ep_id = ep_id, .dir = p->dir }, r;
+	/* veth points: BPF_PROG_TEST_RUN's skb->dev is the loopback device */
+	struct vakt_ct_key k = { .proto = p->proto, .scope = 1, .dir = p->dir }, r;
 	uint16_t sp = htons(sport), dpt = htons(p->dport);
 
 	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)
@@ -250,7 +251,11 @@ static void ct_forget(const struct probe *p, uint16_t sport, uint32_t ep_id)
 	r.dir = (uint8_t)(k.dir ^ 1);
 	bpf_map_delete_elem(fd, &k);
 	bpf_map_delete_elem(fd, &r);
-	r.ep_id = 0;
+	/* the deferred egress check's entries, scoped by the endpoint */
+	k.scope = r.scope = VAKT_CT_SCOPE_EP(ep_id);
+	bpf_map_delete_elem(fd, &k);
+	bpf_map_delete_elem(fd, &r);
+	r.scope = 0;
 	r.dir = VAKT_CT_DIR_NODE;
 	bpf_map_delete_elem(fd, &r);
 }

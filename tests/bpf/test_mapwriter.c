@@ -340,6 +340,23 @@ static void test_generation_bumps_only_when_access_may_be_revoked(void **state)
 	put_ip(t, v4(10, 0, 3, 3), 304);
 	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), 0);
 	assert_int_equal(gen_of(dp), g1 + 1);
+	/*
+	 * A new or moved anti-spoofing binding: flows admitted from another
+	 * veth before it must be re-checked (established packets skip the
+	 * binding check). The same binding again, or its removal, changes nothing.
+	 */
+	{
+		struct vakt_addr a = v4(10, 0, 0, 1);
+
+		assert_int_equal(vakt_dataplane_bind(dp, &a, 7), 0);
+		assert_int_equal(gen_of(dp), g1 + 2);
+		assert_int_equal(vakt_dataplane_bind(dp, &a, 7), 0);
+		assert_int_equal(gen_of(dp), g1 + 2);
+		assert_int_equal(vakt_dataplane_bind(dp, &a, 8), 0);
+		assert_int_equal(gen_of(dp), g1 + 3);
+		assert_int_equal(vakt_dataplane_unbind(dp, &a), 0);
+		assert_int_equal(gen_of(dp), g1 + 3);
+	}
 	vakt_dataplane_close(dp, 1);
 	vakt_tables_free(t);
 }
