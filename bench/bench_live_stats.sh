@@ -7,7 +7,8 @@
 # on the four hooks vakt uses (tcx links on both veths' host sides), vakt
 # (vaktd enforcing a seed-like policy: default deny both ways, client
 # egress to the server and server ingress from the client on the measured
-# ports), an nftables set and an iptables FORWARD chain with conntrack and
+# ports) twice (vakt, vakt-b: the spread between two instances of the same
+# build), an nftables set and an iptables FORWARD chain with conntrack and
 # equivalent rules.
 # Each of ROUNDS interleaved rounds measures, in a rotated order:
 #  - TCP request/response (build/bench/bench_rr rr) on every configuration
@@ -20,7 +21,7 @@
 # Before every measurement: enforcing configurations must make a denied port
 # unreachable, and no stray vaktd/iperf3/bench_rr may run. Restores the
 # sysctl and removes namespaces, pins and processes on any exit.
-# Needs root. Runtime: about two minutes with defaults.
+# Needs root. Runtime: about three minutes with defaults.
 #   BUILD=build SECS=1 ROUNDS=7 bench/bench_live_stats.sh
 set -euo pipefail
 SECS=${SECS:-1}
@@ -134,7 +135,11 @@ prog_stats() {
 		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
 }
 
-CFGS=(none none-b empty vakt nftables iptables)
+# vakt-b: a second, identical vaktd in its own topology. Two instances of
+# the same build measured 40-50 ns per run apart here (map memory placement:
+# cache sets and TLB reach differ per instance), so one instance's ns/run
+# is one draw: the pair shows the spread.
+CFGS=(none none-b empty vakt vakt-b nftables iptables)
 declare -A WANT FROM_ID TO_ID
 echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds;" \
 	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU; bpf_stats_enabled was $STATS_SAVED"
@@ -150,19 +155,19 @@ for cfg in "${CFGS[@]}"; do
 		ids=$(bl_in_node empty python3 "$BL_WORK/tcx.py" attach "/sys/fs/bpf/$node-empty" vcli vsrv)
 		read -r "FROM_ID[empty]" "TO_ID[empty]" <<<"$ids"
 		;;
-	vakt)
-		bl_vaktd vakt "$OBJ"
-		grep -q 'mode=tcx' "$BL_WORK/vakt-vaktd.log" ||
+	vakt*)
+		bl_vaktd "$cfg" "$OBJ"
+		grep -q 'mode=tcx' "$BL_WORK/$cfg-vaktd.log" ||
 			bl_die "vaktd did not attach with tcx: the comparison with tcx-linked empty programs would be unfair"
 		pins=/sys/fs/bpf/$node/links
 		for i in vcli vsrv; do
 			for h in ingress egress; do
-				[ -e "$pins/$(ifidx vakt $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(ifidx vakt $i)-$h"
+				[ -e "$pins/$(ifidx "$cfg" $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(ifidx "$cfg" $i)-$h"
 			done
 		done
-		ids=$(bl_in_node vakt python3 "$BL_WORK/tcx.py" ids \
-			"$pins/$(ifidx vakt vcli)-ingress" "$pins/$(ifidx vakt vcli)-egress")
-		read -r "FROM_ID[vakt]" "TO_ID[vakt]" <<<"$ids"
+		ids=$(bl_in_node "$cfg" python3 "$BL_WORK/tcx.py" ids \
+			"$pins/$(ifidx "$cfg" vcli)-ingress" "$pins/$(ifidx "$cfg" vcli)-egress")
+		read -r "FROM_ID[$cfg]" "TO_ID[$cfg]" <<<"$ids"
 		;;
 	nftables)
 		bl_in_node "$cfg" nft -f - <<-EOF
@@ -240,7 +245,7 @@ for ((r = 0; r <= ROUNDS; r++)); do
 	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
 	for cfg in "${order[@]}"; do rr_run "$cfg"; done
 	sysctl -qw kernel.bpf_stats_enabled=1
-	mapfile -t order < <(bl_rotate "$r" empty vakt)
+	mapfile -t order < <(bl_rotate "$r" empty vakt vakt-b)
 	for cfg in "${order[@]}"; do
 		stats_run "$cfg" rr bl_in_cli "$cfg" "$RR" rr "$SRV_IP" 7000 "$SECS"
 		stats_run "$cfg" bulk bulk "$cfg"
@@ -256,7 +261,7 @@ bl_summary "$SAMPLES.rr" none "${CFGS[@]}"
 echo
 echo "ns per program run (kernel bpf stats), vakt against the empty program on the same hooks:"
 grep -E '_ns |bulk_gbps' "$SAMPLES" >"$SAMPLES.ns"
-bl_summary "$SAMPLES.ns" empty empty vakt
+bl_summary "$SAMPLES.ns" empty empty vakt vakt-b
 echo
 python3 - "$SAMPLES" <<'PY'
 import collections, statistics, sys
@@ -271,6 +276,8 @@ med = lambda xs: statistics.median(xs)
 v = added("vakt")
 print("vakt adds %.2f us per transaction (median of %d rounds, range %.2f .. %.2f; goal <= 0.35 us): %s"
       % (med(v), len(v), min(v), max(v), "met" if med(v) <= 0.35 else "NOT met"))
+vb = added("vakt-b")
+print("the second vakt instance adds %.2f us (median, range %.2f .. %.2f)" % (med(vb), min(vb), max(vb)))
 nf = added("none-b")
 print("noise floor: none-b - none = %.2f us (median, range %.2f .. %.2f)" % (med(nf), min(nf), max(nf)))
 if max(abs(x) for x in nf) > 0.5:
@@ -279,8 +286,9 @@ if max(abs(x) for x in nf) > 0.5:
 # Best round against best round: what the classic "best of N" gives, from
 # the same interleaved samples; close to the paired median on a quiet run.
 best = {c: min(p50[c].values()) for c in p50}
-print("best round vs best round: vakt %+.2f us, nftables %+.2f us, iptables %+.2f us, none-b %+.2f us"
-      % tuple(best[c] - best["none"] for c in ("vakt", "nftables", "iptables", "none-b")))
+print("best round vs best round: vakt %+.2f us, vakt-b %+.2f us, nftables %+.2f us, iptables %+.2f us,"
+      " none-b %+.2f us" % tuple(best[c] - best["none"]
+                               for c in ("vakt", "vakt-b", "nftables", "iptables", "none-b")))
 for name in ("nftables", "iptables"):
     a = med(added(name))
     if a > 0:
