@@ -38,38 +38,7 @@ SAMPLES=$BL_WORK/samples
 OBJ=$BL_WORK/vakt-objects
 mkdir -p "$OBJ"
 
-# The seed scenario's shape: default deny both ways, one client->server allow
-# on each side, for the ports measured here.
-{
-bl_pods_yaml
-cat <<EOF
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: default-deny-all, namespace: bench}
-spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: client-egress-to-server, namespace: bench}
-spec:
-  podSelector: {matchLabels: {app: client}}
-  policyTypes: [Egress]
-  egress:
-  - to: [{podSelector: {matchLabels: {app: server}}}]
-    ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: server-ingress-from-client, namespace: bench}
-spec:
-  podSelector: {matchLabels: {app: server}}
-  policyTypes: [Ingress]
-  ingress:
-  - from: [{podSelector: {matchLabels: {app: client}}}]
-    ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
-EOF
-} >"$OBJ/bench.yaml"
+bl_seed_yaml >"$OBJ/bench.yaml"
 
 # tcx helper: bpftool 7.1 cannot attach tcx, so the empty programs are loaded
 # and linked with raw bpf(2) calls (BPF_PROG_LOAD, BPF_LINK_CREATE with

@@ -23,6 +23,7 @@
 #   bl_summary FILE              paired per-round statistics of FILE's samples
 #   bl_pods_yaml                 manifests of namespace bench, its client and
 #                                server pods (the policies are each script's)
+#   bl_seed_yaml                 the pods and the seed scenario's policies
 
 : "${BL_NAME:?}" "${BL_TAG:?}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -259,5 +260,38 @@ bl_pods_yaml() {
 	metadata: {name: server, namespace: bench, labels: {app: server}}
 	spec: {nodeName: node-1}
 	status: {podIP: $SRV_IP}
+	EOF
+}
+
+# The seed scenario's shape: default deny both ways, one client->server allow
+# on each side, for the ports measured (iperf3 and bench_rr).
+bl_seed_yaml() {
+	bl_pods_yaml
+	cat <<-EOF
+	---
+	apiVersion: networking.k8s.io/v1
+	kind: NetworkPolicy
+	metadata: {name: default-deny-all, namespace: bench}
+	spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+	---
+	apiVersion: networking.k8s.io/v1
+	kind: NetworkPolicy
+	metadata: {name: client-egress-to-server, namespace: bench}
+	spec:
+	  podSelector: {matchLabels: {app: client}}
+	  policyTypes: [Egress]
+	  egress:
+	  - to: [{podSelector: {matchLabels: {app: server}}}]
+	    ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
+	---
+	apiVersion: networking.k8s.io/v1
+	kind: NetworkPolicy
+	metadata: {name: server-ingress-from-client, namespace: bench}
+	spec:
+	  podSelector: {matchLabels: {app: server}}
+	  policyTypes: [Ingress]
+	  ingress:
+	  - from: [{podSelector: {matchLabels: {app: client}}}]
+	    ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
 	EOF
 }
