@@ -22,12 +22,12 @@
 #endif
 
 /*
- * The clock of conntrack and fragment timestamps: CLOCK_MONOTONIC ns at tick
- * granularity (timeouts are seconds), where bpf_ktime_get_ns() reads the
- * TSC. Kernels before 5.11 lack the coarse helper: the test is a CO-RE enum
- * relocation resolved at load time, and the verifier drops the branch not
- * taken, helper call included. Established packets mostly do without it:
- * see ct_live().
+ * The clock of conntrack and fragment timestamps: the coarse CLOCK_MONOTONIC
+ * in ns, tick granular (timeouts are seconds), a read of the timekeeper
+ * where bpf_ktime_get_ns() reads the TSC. Kernels before 5.11 lack the
+ * coarse helper: the test is a CO-RE enum relocation resolved at load time,
+ * and the verifier drops the branch not taken, helper call included.
+ * Established packets mostly do without it: see ct_live().
  */
 static __always_inline __u64 ct_now(void)
 {
@@ -73,13 +73,13 @@ static __always_inline int ct_expired(const struct vakt_ct_val *v, __u8 proto, _
 
 /*
  * ct_live - is entry v still live (not idle past its timeout)? *now is the
- * clock for ct_touch(). Reading the clock is the costliest step of an
- * established packet on the VMs measured (docs/datapath.md, Performance:
- * bpf_ktime_get_coarse_ns() cost as much as bpf_ktime_get_ns(), ~30-40 ns
- * of a ~190 ns run) while jiffies is one load (the verifier inlines
- * bpf_jiffies64()). An entry already touched in the current tick cannot be
- * idle past a timeout of seconds, so the clock is read only by the first
- * packet of an entry in each tick.
+ * clock for ct_touch(). A clock helper call is a function call into the
+ * timekeeping code on every packet (live traffic here: a program reading
+ * bpf_ktime_get_ns() ran ~30 ns longer than one reading jiffies, see
+ * docs/datapath.md, Performance), while jiffies is one load (the verifier
+ * inlines bpf_jiffies64()). An entry already touched in the current tick
+ * cannot be idle past a timeout of seconds, so the clock is read only by
+ * the first packet of an entry in each tick.
  */
 static __always_inline int ct_live(const struct vakt_ct_val *v, __u8 proto, __u64 jiffies,
 				   __u64 *now)

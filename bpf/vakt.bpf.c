@@ -6,10 +6,11 @@
  * vakt_to_pod (veth host side, TC egress) its ingress. New flows get the
  * verdict of include/vakt/verdict.h (shared with userspace); established
  * flows cost one conntrack lookup, done first: its key is scoped by the
- * veth's ifindex, known before any other lookup (ct_fast()). Egress toward addresses that are no
- * known pod (Service ClusterIPs, the world) is deferred to where the packet
- * leaves, after kube-proxy's DNAT and masquerade: vakt_to_pod of the
- * backend, or vakt_node_egress on the node's uplink and tunnel devices.
+ * veth's ifindex, known before any other lookup (ct_fast()). Egress toward
+ * addresses that are no known pod (Service ClusterIPs, the world) is
+ * deferred to where the packet leaves, after kube-proxy's DNAT and
+ * masquerade: vakt_to_pod of the backend, or vakt_node_egress on the node's
+ * uplink and tunnel devices.
  * docs/datapath.md describes the model; include/vakt/datapath.h the layouts.
  */
 #include <linux/bpf.h>
