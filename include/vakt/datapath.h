@@ -223,8 +223,11 @@ struct vakt_event_rl {
  * (vakt_dataplane_bind()), never by the compiler: it is a fact of the node's
  * links, not of the objects. vakt_from_pod drops a packet whose source is a
  * bound address with VAKT_R_SPOOFED unless it enters through that interface;
- * an address without a binding (not learned yet) is not checked. Room for
- * every address of every endpoint (dual stack).
+ * an address without a binding (not learned yet) is not checked. Checked on
+ * the full path only: established packets find their conntrack entry only
+ * at the veth that admitted them, and a new or moved binding bumps
+ * state.gen so that earlier admissions are checked again. Room for every
+ * address of every endpoint (dual stack).
  */
 #define VAKT_EP_IFINDEX_MAX (VAKT_MAX_ENDPOINTS * 2)
 
