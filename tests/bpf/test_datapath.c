@@ -1017,6 +1017,26 @@ static void test_replaced_endpoint_never_inherits_conntrack(void **state)
 	assert_int_equal(packets(EP_B, IN, VAKT_R_REVOKED), 0);
 }
 
+/*
+ * An established packet is decided by its conntrack entry alone while the
+ * generation holds (the one-lookup fast path): the endpoint record is not
+ * read. The map writer bumps the generation with every deletion, and then
+ * the full path finds the endpoint gone.
+ */
+static void test_established_packets_skip_the_endpoint_lookup(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct vakt_addr b = pk_addr("10.0.0.2");
+
+	(void)state;
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "endpoints"), &b), 0);
+	expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	expect(DP_TO_POD, &ack, 0, 0, IN, VAKT_R_NO_ENDPOINT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1041,6 +1061,7 @@ int main(void)
 		T(test_spoofing_an_established_flow_is_dropped),
 		T(test_flow_admitted_before_binding_is_rechecked_once_bound),
 		T(test_replaced_endpoint_never_inherits_conntrack),
+		T(test_established_packets_skip_the_endpoint_lookup),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
