@@ -228,6 +228,19 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 	vakt_metric_u64(f, name, NULL, 0, v);
 }
 
+/* A counter family with one series per watched resource. */
+static void counter_per_resource(FILE *f, const char *name, const char *help,
+				 const uint64_t v[VAKT_KUBE_NRES])
+{
+	struct vakt_metric_label l = { "resource", NULL };
+
+	vakt_metric_family(f, name, "counter", help);
+	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
+		l.value = vakt_kube_res_name((enum vakt_kube_res)r);
+		vakt_metric_u64(f, name, &l, 1, v[r]);
+	}
+}
+
 /* Every resource x type from the start, so that rate() sees the first event. */
 static void write_kube(FILE *f, const struct vakt_kube_stats *k, int synced)
 {
@@ -251,24 +264,14 @@ static void write_kube(FILE *f, const struct vakt_kube_stats *k, int synced)
 			vakt_metric_u64(f, "vakt_watch_events_total", l, 2, k->events[r][e]);
 		}
 	}
-	vakt_metric_family(f, "vakt_watch_restarts_total", "counter",
-			   "Watches started again (stream ended, cut, expired or failed).");
-	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
-		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
-		vakt_metric_u64(f, "vakt_watch_restarts_total", l, 1, k->restarts[r]);
-	}
-	vakt_metric_family(f, "vakt_watch_relists_total", "counter",
-			   "Lists after the first one (410 Gone: history compacted).");
-	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
-		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
-		vakt_metric_u64(f, "vakt_watch_relists_total", l, 1, k->relists[r]);
-	}
-	vakt_metric_family(f, "vakt_api_objects_rejected_total", "counter",
-			   "Objects the decoder rejected (the previous version was kept).");
-	for (int r = 0; r < VAKT_KUBE_NRES; r++) {
-		l[0].value = vakt_kube_res_name((enum vakt_kube_res)r);
-		vakt_metric_u64(f, "vakt_api_objects_rejected_total", l, 1, k->decode_errors[r]);
-	}
+	counter_per_resource(f, "vakt_watch_restarts_total",
+			     "Watches started again (stream ended, cut, expired or failed).",
+			     k->restarts);
+	counter_per_resource(f, "vakt_watch_relists_total",
+			     "Lists after the first one (410 Gone: history compacted).", k->relists);
+	counter_per_resource(f, "vakt_api_objects_rejected_total",
+			     "Objects the decoder rejected (the previous version was kept).",
+			     k->decode_errors);
 	vakt_metric_family(f, "vakt_api_errors_total", "counter",
 			   "Failed API requests: non-200 responses, connection failures and cut "
 			   "streams, malformed watch events.");
