@@ -34,6 +34,9 @@ VAKT = os.path.join(BUILD, "vakt")
 NETPOD = os.path.join(HERE, "netpod.py")
 GATEWAY = "169.254.1.1"
 METRICS_PORT = 9964
+# The seed scenario of examples/: its pods and their addresses.
+SEED_PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
+             "production/intruder": "10.244.1.30"}
 
 
 class E2EError(Exception):
@@ -174,6 +177,18 @@ class Env:
         proc = self.spawn(["ip", "netns", "exec", pod.netns, sys.executable, NETPOD, "serve",
                            name] + [str(p) for p in ports], "serve-%d.log" % pod.index)
         return proc
+
+    def seed_pods(self, keys=None, ports=(80, 8080)):
+        """The seed scenario's pods (all, or those of keys), each serving ports, ready."""
+        for key in keys or SEED_PODS:
+            self.serve(self.add_pod(key, SEED_PODS[key]), ports)
+        self.wait_servers()
+
+    def seed_objects(self):
+        """A copy of examples/ for vaktd --objects, which the test may edit."""
+        objdir = os.path.join(self.tmp, "objects")
+        shutil.copytree(os.path.join(ROOT, "examples"), objdir)
+        return objdir
 
     def wait_servers(self, timeout=10):
         deadline = time.time() + timeout

@@ -134,3 +134,23 @@ PY
 )
 	[ ${#CAPS[@]} -gt 0 ] || { echo "FAIL: no capabilities found in the DaemonSet"; return 1; }
 }
+
+# ns_seed_node TAG: the setting of the tests that run vaktd as the DaemonSet
+# would: node namespace $NODE ($NETNS_PREFIX-n) routing to the seed's three
+# pods (frontend .10, backend .20, intruder .30; host veths vk${TAG}fe/be/in),
+# a work directory $WORK and a private bpffs $BPFFS inside it, both removed
+# on exit (the bpffs unmounted first).
+ns_seed_node() {
+	local tag=$1
+	NODE=$NETNS_PREFIX-n
+	WORK=$(mktemp -d "/tmp/$NETNS_PREFIX.XXXXXX")
+	BPFFS=$WORK/bpffs
+	ns_bpffs "$BPFFS"
+	# Registered after the bpffs hook: the mount is gone before its parent.
+	NS_CLEANUP_HOOKS+=(ns_seed_node_cleanup)
+	ns_node "$NODE"
+	ns_pod "$NODE" "$NETNS_PREFIX-fe" 10.244.1.10 "vk${tag}fe"
+	ns_pod "$NODE" "$NETNS_PREFIX-be" 10.244.1.20 "vk${tag}be"
+	ns_pod "$NODE" "$NETNS_PREFIX-in" 10.244.1.30 "vk${tag}in"
+}
+ns_seed_node_cleanup() { rm -rf "$WORK"; }

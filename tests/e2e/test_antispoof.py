@@ -12,7 +12,6 @@ intruder's veth, counted as `spoofed`, and never reaches the backend; the
 real frontend is not disturbed. A restarted vaktd binds again."""
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -20,8 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2elib  # noqa: E402
 from e2elib import E2EError, log, run  # noqa: E402
 
-PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
-        "production/intruder": "10.244.1.30"}
+PODS = e2elib.SEED_PODS
 FRONTEND = PODS["production/frontend"]
 TARGET = (PODS["production/backend"], 8080, "tcp")
 
@@ -95,13 +93,8 @@ def frontend_reaches_backend(env):
 def main():
     env = e2elib.Env("spoof", "routed")
     try:
-        for key, ip in PODS.items():
-            env.add_pod(key, ip)
-        for pod in env.pods.values():
-            env.serve(pod, [80, 8080])
-        env.wait_servers()
-        objdir = os.path.join(env.tmp, "objects")
-        shutil.copytree(os.path.join(e2elib.ROOT, "examples"), objdir)
+        env.seed_pods()
+        objdir = env.seed_objects()
         env.start_vaktd(objdir, "node-1")
         env.wait_ready()
         wait_bound(env)

@@ -7,7 +7,6 @@ enforces), and vaktd puts the programs back within its retry period, after
 which it is denied again."""
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -15,8 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2elib  # noqa: E402
 from e2elib import E2EError, log, run  # noqa: E402
 
-PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
-        "production/intruder": "10.244.1.30"}
+PODS = e2elib.SEED_PODS
 TARGET = ("10.244.1.20", 8080, "tcp")
 
 
@@ -27,13 +25,8 @@ def intruder_gets_through(env):
 def main():
     env = e2elib.Env("clsact", "routed")
     try:
-        for key, ip in PODS.items():
-            env.add_pod(key, ip)
-        for pod in env.pods.values():
-            env.serve(pod, [80, 8080])
-        env.wait_servers()
-        objdir = os.path.join(env.tmp, "objects")
-        shutil.copytree(os.path.join(e2elib.ROOT, "examples"), objdir)
+        env.seed_pods()
+        objdir = env.seed_objects()
         env.start_vaktd(objdir, "node-1", ["--force-clsact"])
         env.wait_ready()
         st = json.loads(env.node_exec([e2elib.VAKT, "status", "--bpffs", env.bpffs, "-o",

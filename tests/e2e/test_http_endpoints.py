@@ -20,8 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2elib  # noqa: E402
 from e2elib import E2EError, log, run  # noqa: E402
 
-PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
-        "production/intruder": "10.244.1.30"}
+PODS = e2elib.SEED_PODS
 
 
 def wait_status(env, path, want, timeout=10):
@@ -49,13 +48,8 @@ def main():
     env = e2elib.Env("http", "routed")
     try:
         # The intruder's veth comes later: vaktd must not be ready before it.
-        for key in ("production/frontend", "production/backend"):
-            env.add_pod(key, PODS[key])
-        for pod in env.pods.values():
-            env.serve(pod, [80, 8080])
-        env.wait_servers()
-        objdir = os.path.join(env.tmp, "objects")
-        shutil.copytree(os.path.join(e2elib.ROOT, "examples"), objdir)
+        env.seed_pods(["production/frontend", "production/backend"])
+        objdir = env.seed_objects()
         env.start_vaktd(objdir, "node-1")
         wait_status(env, "/healthz", 200)
         time.sleep(0.5)

@@ -11,7 +11,6 @@
      at every pod: the intruder (and the frontend again) get through.
 """
 import os
-import shutil
 import sys
 import time
 
@@ -19,8 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2elib  # noqa: E402
 from e2elib import E2EError, log  # noqa: E402
 
-PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
-        "production/intruder": "10.244.1.30"}
+PODS = e2elib.SEED_PODS
 BACKEND = ("10.244.1.20", 8080, "tcp")
 
 INTRUDER_ALLOW = """apiVersion: networking.k8s.io/v1
@@ -67,13 +65,8 @@ def expect(env, what, want):
 def main():
     env = e2elib.Env("reload", "routed")
     try:
-        for key, ip in PODS.items():
-            env.add_pod(key, ip)
-        for pod in env.pods.values():
-            env.serve(pod, [80, 8080])
-        env.wait_servers()
-        objdir = os.path.join(env.tmp, "objects")
-        shutil.copytree(os.path.join(e2elib.ROOT, "examples"), objdir)
+        env.seed_pods()
+        objdir = env.seed_objects()
         env.start_vaktd(objdir, "node-1")
         env.wait_ready()
         expect(env, "examples/", {"frontend": "allowed", "intruder": "denied"})

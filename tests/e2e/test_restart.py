@@ -14,7 +14,6 @@ Phase 2: vaktd is killed again, the manifests are edited while it is down
 pinned maps: the path it revoked is denied.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2elib  # noqa: E402
 from e2elib import E2EError, log  # noqa: E402
 
-PODS = {"production/frontend": "10.244.1.10", "production/backend": "10.244.1.20",
-        "production/intruder": "10.244.1.30"}
+PODS = e2elib.SEED_PODS
 WINDOW = 6.0  # seconds of continuous probing around the restart
 
 
@@ -63,8 +61,7 @@ def main():
                    sys.executable, e2elib.NETPOD, "echo", "8080"], "serve-%d.log" %
                   env.pods["production/backend"].index)
         env.wait_servers()
-        objdir = os.path.join(env.tmp, "objects")
-        shutil.copytree(os.path.join(e2elib.ROOT, "examples"), objdir)
+        objdir = env.seed_objects()
         start(env, objdir)
 
         # Phase 1: kill -9 and restart under traffic.

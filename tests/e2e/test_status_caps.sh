@@ -22,22 +22,12 @@ NETNS_PREFIX=vkt-stcap-$$
 # shellcheck source=lib.sh
 . tests/e2e/lib.sh
 ns_init
-NODE=$NETNS_PREFIX-n
-WORK=$(mktemp -d /tmp/vkt-stcap.XXXXXX)
-BPFFS=$WORK/bpffs
-ns_bpffs "$BPFFS"
-# After the bpffs hook: the mount must be gone before its parent is removed.
-stcap_cleanup() { rm -rf "$WORK"; }
-NS_CLEANUP_HOOKS+=(stcap_cleanup)
 
 daemonset_caps || exit 1
 case " ${CAPS[*]} " in *" sys_admin "*) echo "FAIL: the DaemonSet grants SYS_ADMIN: this test proves nothing"; exit 1 ;; esac
 BSET="-all$(printf ',+%s' "${CAPS[@]}")"
 
-ns_node "$NODE"
-ns_pod "$NODE" "$NETNS_PREFIX-fe" 10.244.1.10 vkstfe
-ns_pod "$NODE" "$NETNS_PREFIX-be" 10.244.1.20 vkstbe
-ns_pod "$NODE" "$NETNS_PREFIX-in" 10.244.1.30 vkstin
+ns_seed_node st
 
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }

@@ -20,21 +20,11 @@ NETNS_PREFIX=vkt-caps-$$
 # shellcheck source=../e2e/lib.sh
 . tests/e2e/lib.sh
 ns_init
-NODE=$NETNS_PREFIX-n
-WORK=$(mktemp -d /tmp/vkt-caps.XXXXXX)
-BPFFS=$WORK/bpffs
-ns_bpffs "$BPFFS"
-# After the bpffs hook: the mount must be gone before its parent is removed.
-caps_cleanup() { rm -rf "$WORK"; }
-NS_CLEANUP_HOOKS+=(caps_cleanup)
 
 daemonset_caps || exit 1
 echo "capabilities from the DaemonSet: ${CAPS[*]}"
 
-ns_node "$NODE"
-ns_pod "$NODE" "$NETNS_PREFIX-fe" 10.244.1.10 vkcfe
-ns_pod "$NODE" "$NETNS_PREFIX-be" 10.244.1.20 vkcbe
-ns_pod "$NODE" "$NETNS_PREFIX-in" 10.244.1.30 vkcin
+ns_seed_node c
 
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
