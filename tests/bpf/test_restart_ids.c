@@ -70,32 +70,6 @@ static void remove_pins(const char *bpffs)
 	assert_int_not_equal(access(bpffs, F_OK), 0);
 }
 
-static int copy_ns(void *arg, const struct vakt_namespace *ns)
-{
-	return vakt_store_put_namespace(arg, vakt_namespace_dup(ns));
-}
-
-static int copy_pod(void *arg, const struct vakt_pod *p)
-{
-	return vakt_store_put_pod(arg, vakt_pod_dup(p));
-}
-
-static int copy_pol(void *arg, const struct vakt_policy *p)
-{
-	return vakt_store_put_policy(arg, vakt_policy_dup(p));
-}
-
-static struct vakt_store *store_copy(const struct vakt_store *s)
-{
-	struct vakt_store *d = vakt_store_new();
-
-	assert_non_null(d);
-	assert_int_equal(vakt_store_foreach_namespace(s, copy_ns, d), 0);
-	assert_int_equal(vakt_store_foreach_policy(s, copy_pol, d), 0);
-	assert_int_equal(vakt_store_foreach_pod(s, copy_pod, d), 0);
-	return d;
-}
-
 struct cmp {
 	const struct vakt_tables *other;
 	enum vakt_table_id id;
@@ -216,7 +190,8 @@ static void restart(uint64_t seed, int seeded, struct result *r)
 	vakt_dataplane_close(dp, 0);
 
 	/* Down; the cluster changes. */
-	sb = store_copy(sa);
+	sb = vakt_gen_store_copy(sa);
+	assert_non_null(sb);
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(vakt_gen_event(g, sb, NULL, 0), 0);
 
