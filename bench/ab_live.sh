@@ -25,8 +25,8 @@ set -euo pipefail
 	echo "usage: $0 DIR_A DIR_B (each with build/vaktd)" >&2
 	exit 2
 }
-DIR_A=$(cd "$1" && pwd)
-DIR_B=$(cd "$2" && pwd)
+DIR_A=$(cd "$1" 2>/dev/null && pwd) || { echo "ab_live: $1: no such directory" >&2; exit 2; }
+DIR_B=$(cd "$2" 2>/dev/null && pwd) || { echo "ab_live: $2: no such directory" >&2; exit 2; }
 SECS=${SECS:-1}
 ROUNDS=${ROUNDS:-3}
 INSTANCES=${INSTANCES:-3}
@@ -54,10 +54,6 @@ prog_id() {
 	bpftool link show pinned "/sys/fs/bpf/$node/links/$idx-$2" -j |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'
 }
-prog_stats() {
-	bpftool prog show id "$1" -j |
-		python3 -c 'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
-}
 
 declare -A FROM TO
 CFGS=()
@@ -81,11 +77,11 @@ for ((r = 0; r <= ROUNDS; r++)); do
 	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
 	for c in "${order[@]}"; do
 		bl_expect "$c" enforced
-		read -r f0 fc0 <<<"$(prog_stats "${FROM[$c]}")"
-		read -r t0 tc0 <<<"$(prog_stats "${TO[$c]}")"
+		read -r f0 fc0 <<<"$(bl_prog_stats "${FROM[$c]}")"
+		read -r t0 tc0 <<<"$(bl_prog_stats "${TO[$c]}")"
 		out=$(bl_in_cli "$c" "$RR" rr "$SRV_IP" 7000 "$SECS")
-		read -r f1 fc1 <<<"$(prog_stats "${FROM[$c]}")"
-		read -r t1 tc1 <<<"$(prog_stats "${TO[$c]}")"
+		read -r f1 fc1 <<<"$(bl_prog_stats "${FROM[$c]}")"
+		read -r t1 tc1 <<<"$(bl_prog_stats "${TO[$c]}")"
 		((fc1 > fc0 && tc1 > tc0)) || bl_die "$c: the programs did not run"
 		((r == 0)) && continue
 		{

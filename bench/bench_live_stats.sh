@@ -98,12 +98,6 @@ PY
 
 ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }
 
-# prog_stats ID: "run_time_ns run_cnt"
-prog_stats() {
-	bpftool prog show id "$1" -j | python3 -c \
-		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
-}
-
 # vakt-b: a second, identical vaktd in its own topology. Two instances of
 # the same build measured 40-50 ns per run apart here (map memory placement:
 # cache sets and TLB reach differ per instance), so one instance's ns/run
@@ -189,14 +183,14 @@ stats_run() {
 	bl_expect "$cfg" "${WANT[$cfg]}"
 	for d in from to; do
 		declare -n ids=${d^^}_ID
-		before[$d]=$(prog_stats "${ids[$cfg]}")
+		before[$d]=$(bl_prog_stats "${ids[$cfg]}")
 		unset -n ids
 	done
 	"$@" >"$BL_WORK/stats_run.out"
 	for d in from to; do
 		declare -n ids=${d^^}_ID
 		read -r t0 c0 <<<"${before[$d]}"
-		read -r t1 c1 <<<"$(prog_stats "${ids[$cfg]}")"
+		read -r t1 c1 <<<"$(bl_prog_stats "${ids[$cfg]}")"
 		unset -n ids
 		((c1 > c0)) || bl_die "$cfg: the ${d}_pod program did not run during $w"
 		keep "${w}_${d}_pod_ns" "$cfg" "$(python3 -c "print('%.1f' % (($t1-$t0)/($c1-$c0)))")"

@@ -24,6 +24,7 @@
 #   bl_pods_yaml                 manifests of namespace bench, its client and
 #                                server pods (the policies are each script's)
 #   bl_seed_yaml                 the pods and the seed scenario's policies
+#   bl_prog_stats ID             "run_time_ns run_cnt" of program ID (BPF stats)
 
 : "${BL_NAME:?}" "${BL_TAG:?}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -294,4 +295,11 @@ bl_seed_yaml() {
 	  - from: [{podSelector: {matchLabels: {app: client}}}]
 	    ports: [{protocol: TCP, port: 5201}, {protocol: TCP, port: 7000}]
 	EOF
+}
+
+# bl_prog_stats ID: "run_time_ns run_cnt" of program ID, as the kernel's BPF
+# stats (kernel.bpf_stats_enabled) have them.
+bl_prog_stats() {
+	bpftool prog show id "$1" -j | python3 -c \
+		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
 }
