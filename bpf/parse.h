@@ -414,18 +414,16 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 }
 
 /*
- * parse - Ethernet (up to two VLAN tags), IPv4/IPv6, then the L4 header
- * unless the packet is a later fragment. Returns enum pkt_kind.
+ * parse_general - Ethernet (up to two VLAN tags), IPv4/IPv6, then the L4
+ * header unless the packet is a later fragment. Returns enum pkt_kind.
  */
-static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+static __always_inline int parse_general(struct __sk_buff *skb, struct pkt *p)
 {
 	__u32 off = ETH_HLEN, l4 = 0, end = 0;
 	__u8 icmp_type = 0;
 	__be16 proto;
 	int i;
 
-	if (parse_fast(skb, p))
-		return PK_IP;
 	if (ld(skb, 12, &proto, 2))
 		return PK_NOT_IP;
 #pragma unroll
@@ -474,6 +472,14 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		break;
 	}
 	return PK_IP;
+}
+
+/* parse - any packet: the common case in place, else the general parser. */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	if (parse_fast(skb, p))
+		return PK_IP;
+	return parse_general(skb, p);
 }
 
 #endif /* VAKT_BPF_PARSE_H */

@@ -1037,6 +1037,32 @@ static void test_established_packets_skip_the_endpoint_lookup(void **state)
 	expect(DP_TO_POD, &ack, 0, 0, IN, VAKT_R_NO_ENDPOINT);
 }
 
+/*
+ * Packets the in-place parser refuses (a VLAN tag, IPv6 extension headers)
+ * take the out-of-line full path, which must still try conntrack first.
+ */
+static void test_established_packets_the_fast_parser_refuses_use_conntrack(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec tagged = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec syn6 = tcp("fd00::1", "fd00::2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ext6 = tcp("fd00::1", "fd00::2", 40000, 80, PK_TCP_ACK);
+	struct vakt_addr b = pk_addr("10.0.0.2"), b6 = pk_addr("fd00::2");
+
+	(void)state;
+	tagged.vlan = 1;
+	ext6.v6_ext = 1;
+	expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	expect(DP_TO_POD, &syn6, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+	/* with no endpoint record left, only conntrack can admit them */
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "endpoints"), &b), 0);
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "endpoints"), &b6), 0);
+	expect(DP_TO_POD, &tagged, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	expect(DP_TO_POD, &ext6, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	expect(DP_TO_POD, &tagged, 0, 0, IN, VAKT_R_NO_ENDPOINT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1062,6 +1088,7 @@ int main(void)
 		T(test_flow_admitted_before_binding_is_rechecked_once_bound),
 		T(test_replaced_endpoint_never_inherits_conntrack),
 		T(test_established_packets_skip_the_endpoint_lookup),
+		T(test_established_packets_the_fast_parser_refuses_use_conntrack),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
