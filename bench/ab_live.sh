@@ -8,9 +8,9 @@
 # e.g. `git worktree add /tmp/a HEAD~1 && make -C /tmp/a all` for A and
 # this tree for B. Why several instances: two vaktd instances of the same
 # build, each in its own topology, measured 40-50 ns per program run apart
-# on the development VM (map memory placement: cache sets and TLB reach
-# differ per instance), as much as the changes being compared, so one
-# instance per build would compare draws. Each build gets INSTANCES
+# on the development VM (where the JIT put each instance's programs:
+# docs/datapath.md, "Instances differ"), as much as the changes being
+# compared, so one instance per build would compare draws. Each build gets INSTANCES
 # topologies (bench/live_lib.sh), created alternately (A B A B ...) after a
 # discarded first one; every round measures every instance once, in a
 # rotated order, with kernel.bpf_stats_enabled=1: ns per run of

@@ -99,9 +99,10 @@ PY
 ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }
 
 # vakt-b: a second, identical vaktd in its own topology. Two instances of
-# the same build measured 40-50 ns per run apart here (map memory placement:
-# cache sets and TLB reach differ per instance), so one instance's ns/run
-# is one draw: the pair shows the spread.
+# the same build measured 40-50 ns per run apart here (where the JIT put
+# each program: reloading the programs of the slow one, maps kept, moves
+# it; docs/datapath.md, "Instances differ"), so one instance's ns/run is
+# one draw: the pair shows the spread.
 CFGS=(none none-b empty vakt vakt-b nftables iptables)
 declare -A WANT FROM_ID TO_ID
 echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds;" \
