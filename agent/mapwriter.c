@@ -9,8 +9,9 @@
  *   4. state.gen++ if access may have been revoked (conntrack re-checks)
  * A failed write in step 1 leaves an endpoint policy incomplete: before step
  * 2, every endpoint using it is written with VAKT_EPF_FAIL_CLOSED, so an
- * incomplete policy never decides a verdict. The next apply reconciles fully
- * and lifts the mark once the entries fit.
+ * incomplete policy never decides a verdict. A failed deletion in step 3
+ * (a stale entry may still allow) marks its users the same way before step
+ * 4. The next apply reconciles fully and lifts the mark once the maps match.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +30,7 @@ struct batch {
 	int err;          /* first error, returned by apply/reconcile */
 	int revoked;      /* bump the generation at the end */
 	int new_failures; /* failures recorded in step 1 of this batch */
+	int late_failures; /* failed deletions in step 3: endpoints to fail closed at the end */
 	int switched;     /* step 1 is over: fail-closed marks are written */
 	int ep_deleted;
 	int deleted;      /* something was deleted: room may have been freed */
@@ -148,6 +150,48 @@ static void record_failure(struct batch *b, enum vakt_table_id id, const void *k
 	}
 }
 
+/*
+ * A deletion that failed (other than ENOENT) leaves a stale entry that may
+ * still allow what the tables no longer do, so its users fail closed as
+ * after a failed write, and the next apply reconciles fully, which deletes
+ * again and lifts the mark once that works. A stale endpoint or ipcache
+ * entry belongs to a pod that is gone: the retry is enough.
+ */
+static void record_delete_failure(struct batch *b, enum vakt_table_id id, const void *key,
+				  int err)
+{
+	struct vakt_dataplane *dp = b->dp;
+	const char *name = vakt_table_name(id);
+	char addr[INET6_ADDRSTRLEN];
+
+	dp->stats.map_errors++;
+	if (!b->err)
+		b->err = err;
+	dp->retry = 1;
+	switch (id) {
+	case VAKT_T_POLICY: {
+		const struct vakt_policy_key *k = key;
+
+		log_error("map delete failed, failing endpoint policy closed",
+			  "map=%s policy=%u peer=0x%x proto=%u port=%u prefixlen=%u err=%d", name,
+			  k->policy, k->peer, k->proto, ntohs(k->port), k->prefixlen, err);
+		add_failed_policy(dp, k->policy);
+		b->late_failures = 1;
+		break;
+	}
+	case VAKT_T_CIDR:
+		log_error("map delete failed, failing endpoints with ipBlock peers closed",
+			  "map=%s err=%d", name, err);
+		dp->cidr_failed = 1;
+		b->late_failures = 1;
+		break;
+	default:
+		addr_str(key, addr, sizeof(addr));
+		log_error("map delete failed, will retry", "map=%s addr=%s err=%d", name, addr, err);
+		break;
+	}
+}
+
 static void trace(struct vakt_dataplane *dp, enum vakt_table_id id, int is_del, const void *key)
 {
 	if (dp->write_hook)
@@ -193,13 +237,12 @@ static int del(struct batch *b, enum vakt_table_id id, const void *key)
 
 	trace(dp, id, 1, key);
 	if (bpf_map_delete_elem(dp->table_fd[id], key)) {
-		if (errno == ENOENT)
+		int err = -errno;
+
+		if (err == -ENOENT)
 			return 0;
-		dp->stats.map_errors++;
-		log_error("map delete failed", "map=%s err=%d", vakt_table_name(id), -errno);
-		if (!b->err)
-			b->err = -errno;
-		return -errno;
+		record_delete_failure(b, id, key, err);
+		return err;
 	}
 	if (dp->entries[id])
 		dp->entries[id]--;
@@ -383,6 +426,8 @@ static void count_fail_closed(struct batch *b);
 
 static int finish(struct batch *b)
 {
+	if (b->late_failures)
+		mark_failed_endpoints(b);
 	if (b->revoked) {
 		int err = dp_bump_gen(b->dp);
 

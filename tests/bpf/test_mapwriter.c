@@ -454,6 +454,72 @@ static void test_full_policy_map_fails_the_endpoint_closed_until_it_fits(void **
 	vakt_tables_free(t);
 }
 
+static size_t count_ops(const struct oplog *l, const char *map, int del)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		n += !strcmp(l->ops[i].map, map) && l->ops[i].del == del;
+	return n;
+}
+
+/*
+ * A deletion the kernel refuses leaves an entry that may still allow what
+ * the policy no longer does. The kernel's own refusal here: the policy map
+ * frozen (BPF_MAP_FREEZE), so every write through the syscall fails with
+ * EPERM while the programs still read it.
+ */
+static void test_failed_policy_delete_fails_the_endpoint_closed_and_is_retried(void **state)
+{
+	char bpffs[128];
+	struct vakt_tables *t = vakt_tables_new();
+	struct vakt_policy_key k2 = pkey(5, 302, 80);
+	struct vakt_policy_val v;
+	struct vakt_dataplane_stats st;
+	struct vakt_dataplane *dp;
+	struct oplog log = {};
+	struct vakt_ep_val ep;
+	uint64_t gen;
+	int fd;
+
+	(void)state;
+	new_bpffs(bpffs, sizeof(bpffs));
+	dp = open_dp(bpffs, 0, 0);
+	put_ip(t, v4(10, 0, 0, 1), 300);
+	put_pol(t, 5, 301, 80, 1);
+	put_pol(t, 5, 302, 80, 2);
+	put_ep(t, v4(10, 0, 0, 1), 1, 5, 0, VAKT_EPF_ID(0));
+	put_ep(t, v4(10, 0, 0, 2), 2, 0, 0, 0);
+	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), 0);
+	gen = gen_of(dp);
+
+	/* Identity 302 loses access to pod 1: the entry must go, and cannot. */
+	assert_int_equal(vakt_tables_del(t, VAKT_T_POLICY, &k2), 0);
+	fd = vakt_dataplane_map_fd(dp, VAKT_MAP_POLICY);
+	assert_int_equal(bpf_map_freeze(fd), 0);
+	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), -EPERM);
+	assert_int_equal(bpf_map_lookup_elem(fd, &k2, &v), 0); /* still there */
+	ep = ep_in_map(dp, v4(10, 0, 0, 1));
+	assert_true(ep.flags & VAKT_EPF_FAIL_CLOSED);
+	/* the other pod does not use the policy */
+	ep = ep_in_map(dp, v4(10, 0, 0, 2));
+	assert_false(ep.flags & VAKT_EPF_FAIL_CLOSED);
+	/* established flows of pod 1 are re-decided against the closed record */
+	assert_true(gen_of(dp) > gen);
+	vakt_dataplane_stats(dp, &st);
+	assert_int_equal(st.fail_closed, 1);
+	assert_true(st.map_errors >= 1);
+
+	/* Nothing new to write: the next apply still retries the deletion, and the mark stays. */
+	vakt_dataplane_set_write_hook(dp, record_op, &log);
+	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), -EPERM);
+	assert_true(count_ops(&log, VAKT_MAP_POLICY, 1) >= 1);
+	ep = ep_in_map(dp, v4(10, 0, 0, 1));
+	assert_true(ep.flags & VAKT_EPF_FAIL_CLOSED);
+	vakt_dataplane_close(dp, 1);
+	vakt_tables_free(t);
+}
+
 static int veth(const char *name)
 {
 	int ifindex;
@@ -905,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_generation_bumps_only_when_access_may_be_revoked),
 		cmocka_unit_test(test_reconcile_after_restart_fixes_a_stale_pinned_map),
 		cmocka_unit_test(test_full_policy_map_fails_the_endpoint_closed_until_it_fits),
+		cmocka_unit_test(test_failed_policy_delete_fails_the_endpoint_closed_and_is_retried),
 		cmocka_unit_test(test_tcx_attach_adopt_after_restart_and_cleanup),
 		cmocka_unit_test(test_clsact_attach_adopt_after_restart_and_cleanup),
 		cmocka_unit_test(test_uplink_programs_attach_and_detach),
