@@ -11,6 +11,10 @@
  *               in the linear area (GRO skbs on veth)
  *   new flow    a packet that misses conntrack, gets the verdict and
  *               creates two entries, with 10, 10k and 1M policy entries
+ *   service     an established flow through a ClusterIP at the backend's
+ *               veth: the packet carries the client's DEFER mark, so the
+ *               client's deferred egress check and the backend's ingress
+ *               both run (one conntrack lookup each once established)
  *   drop        a denied new flow (verdict, counter, rate-limited event);
  *               the loop variant differs from "new flow" only by not
  *               creating conntrack entries, which shows their cost
@@ -37,7 +41,9 @@
 #include "../tests/lib/pkt.h"
 
 #define POL_B 1
+#define POL_C_EG 5000 /* above fill_policy()'s ids */
 #define ID_A 256
+#define EP_C 3
 #define CLIENTS 4
 
 static int empty_prog(void)
@@ -91,9 +97,22 @@ static int setup(struct vakt_bpf *dp, uint32_t entries)
 {
 	struct vakt_ep_val b = { .ep_id = 2, .identity = 257, .policy = { POL_B, 0 },
 				 .flags = VAKT_EPF_ID(0) | VAKT_EPF_CLASS(0) | VAKT_EPF_ANY(0) };
+	/* client 10.0.1.1 with an egress policy: its flows to a ClusterIP are deferred */
+	struct vakt_ep_val c = { .ep_id = EP_C, .identity = ID_A, .policy = { 0, POL_C_EG },
+				 .flags = VAKT_EPF_ID(1) };
+	struct vakt_addr caddr = pk_addr("10.0.1.1");
+	uint32_t cid = EP_C;
 	int err;
 
 	err = dp_put_endpoint(dp, "10.0.0.2", &b);
+	if (!err)
+		err = dp_put_endpoint(dp, "10.0.1.1", &c);
+	if (!err)
+		err = dp_put_ipcache(dp, "10.0.0.2", 257);
+	if (!err)
+		err = dp_put_policy(dp, POL_C_EG, 257, IPPROTO_TCP, 80, VAKT_PLEN_FULL, 2);
+	if (!err && bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &cid, &caddr, BPF_ANY))
+		err = -errno;
 	if (!err)
 		err = dp_put_cidr(dp, "::", 0, 0);
 	if (!err)
@@ -130,17 +149,24 @@ static double new_flows(struct vakt_bpf *dp, int prog_fd, uint32_t runs, uint16_
 	return (double)total / runs;
 }
 
-static double repeated(int prog_fd, uint16_t dport, uint32_t repeat, int vlan)
+/* mark: skb->mark of every run (the client's DEFER mark for "service"). */
+static double repeated(int prog_fd, uint16_t dport, uint32_t repeat, int vlan, uint32_t mark)
 {
-	struct pk_spec s = { .src = "10.0.1.1", .dst = "10.0.0.2", .sport = 999, .dport = dport,
-			     .tcp_flags = PK_TCP_ACK, .vlan = vlan };
+	struct pk_spec s = { .src = "10.0.1.1", .dst = "10.0.0.2", .sport = mark ? 998 : 999,
+			     .dport = dport, .tcp_flags = PK_TCP_ACK, .vlan = vlan };
 	uint8_t buf[PK_MAX];
 	size_t len = pk_build(&s, buf, sizeof(buf));
 	uint32_t ns;
+	int ret;
 
-	if (dp_run_fd(prog_fd, buf, len, 1, 0, NULL, NULL, NULL) ||
-	    dp_run_fd(prog_fd, buf, len, repeat, 0, NULL, NULL, &ns))
+	if (dp_run_fd(prog_fd, buf, len, 1, mark, NULL, NULL, NULL) ||
+	    dp_run_fd(prog_fd, buf, len, repeat, mark, NULL, &ret, &ns))
 		return -1;
+	/* the figure must be of the path it names: allowed on port 80, dropped on 81 */
+	if (ret != (dport == 80 ? VAKT_TC_PASS : VAKT_TC_DROP)) {
+		fprintf(stderr, "bench_datapath: port %u mark %#x returned %d\n", dport, mark, ret);
+		return -1;
+	}
 	return ns;
 }
 
@@ -148,7 +174,7 @@ int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = { 10, 10000, 1000000 };
 	uint32_t repeat = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 100000;
-	double newf[3], est[3], estv[3], drop[3], dropl[3], empty_rep, empty_loop;
+	double newf[3], est[3], estv[3], svc[3], drop[3], dropl[3], empty_rep, empty_loop;
 	int efd, i;
 
 	if (geteuid() != 0) {
@@ -160,7 +186,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_datapath: loading the empty program failed err=%d\n", efd);
 		return 1;
 	}
-	empty_rep = repeated(efd, 80, repeat, 0);
+	empty_rep = repeated(efd, 80, repeat, 0, 0);
 	empty_loop = new_flows(NULL, efd, repeat, 80);
 
 	for (i = 0; i < 3; i++) {
@@ -175,12 +201,13 @@ int main(int argc, char **argv)
 		from = dp_prog_fd(dp, DP_FROM_POD);
 		(void)from;
 		newf[i] = new_flows(dp, to, repeat, 80);
-		est[i] = repeated(to, 80, repeat, 0);
-		estv[i] = repeated(to, 80, repeat, 1);
-		drop[i] = repeated(to, 81, repeat, 0);
+		est[i] = repeated(to, 80, repeat, 0, 0);
+		estv[i] = repeated(to, 80, repeat, 1, 0);
+		svc[i] = repeated(to, 80, repeat, 0, (VAKT_MARK_DEFER | EP_C) << VAKT_MARK_DEFAULT_SHIFT);
+		drop[i] = repeated(to, 81, repeat, 0, 0);
 		dropl[i] = new_flows(dp, to, repeat, 81);
 		dp_close(dp);
-		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || drop[i] < 0) {
+		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || svc[i] < 0 || drop[i] < 0) {
 			fprintf(stderr, "bench_datapath: a run failed\n");
 			return 1;
 		}
@@ -195,6 +222,8 @@ int main(int argc, char **argv)
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "established (repeat)", est[0], est[1], est[2]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "  with 802.1Q (general parser)", estv[0],
 	       estv[1], estv[2]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "  through a Service (DEFER mark)", svc[0],
+	       svc[1], svc[2]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "drop, new flow (repeat)", drop[0], drop[1],
 	       drop[2]);
 	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, drop[1] / drop[0],

@@ -215,6 +215,43 @@ static __always_inline int ct_recheck(const struct vakt_ep_val *ep, const struct
 	return vakt_verdict(0, ep, self, &f, &vd);
 }
 
+/*
+ * The client of a flow through a Service, whose replies the backend's
+ * vakt_from_pod marks REPLY | client (the entry's peer_ep): does the
+ * client's egress still admit the flow? Asked when the generation moved.
+ * Its deferred entry (the reverse of the reply, at the client's scope) says
+ * yes while current; otherwise its policy decides again. Without this, a
+ * client whose egress was revoked would still take the replies of a flow
+ * that only the backend sends on (the client's own checks run on packets
+ * it sends).
+ */
+static __always_inline int client_admits(const struct pkt *p, __u32 cep)
+{
+	struct vakt_flow f = { .proto = p->k.proto, .dir = VAKT_DIR_EGRESS };
+	const struct vakt_ep_val *sep;
+	struct vakt_verdict vd;
+	struct vakt_ct_val *cv;
+	struct vakt_addr *self;
+	struct vakt_ct_key k;
+
+	ct_reverse(&p->k, &k);
+	k.scope = VAKT_CT_SCOPE_EP(cep);
+	k.dir = VAKT_DIR_EGRESS;
+	cv = bpf_map_lookup_elem(&ct, &k);
+	if (cv && cv->gen == cur_gen() && !(cv->flags & (VAKT_CTF_REPLY | VAKT_CTF_DEFER)))
+		return 1;
+	self = bpf_map_lookup_elem(&ep_addr, &cep);
+	if (!self)
+		return 0;
+	sep = bpf_map_lookup_elem(&endpoints, self);
+	if (!sep || sep->ep_id != cep)
+		return 0;
+	f.peer = p->k.saddr;
+	if (portful(p->k.proto))
+		f.dport = bpf_ntohs(p->k.sport);
+	return vakt_verdict(0, sep, self, &f, &vd);
+}
+
 static __always_inline void frag_key(struct vakt_frag_key *fk, const struct pkt *p)
 {
 	fk->saddr = p->k.saddr;
@@ -310,6 +347,9 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 					return VAKT_R_REVOKED;
 				}
 				v->gen = gen;
+				/* from_pod: replies name the client only while it admits the flow */
+				if (o->defer && v->peer_ep && !client_admits(p, v->peer_ep))
+					v->peer_ep = 0;
 			}
 			ct_touch(v, now, bpf_jiffies64());
 			o->out_peer = v->peer_ep;
@@ -327,7 +367,8 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 		if (bpf_map_lookup_elem(&ct, &p->inner))
 			return VAKT_R_RELATED;
 	}
-	if (o->reply_ok)
+	/* A pod failed closed takes nothing, not even replies: vakt_verdict() says so. */
+	if (o->reply_ok && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
 		return VAKT_R_REPLY;
 
 	f.peer = *remote_of(&p->k);
@@ -391,16 +432,27 @@ static __always_inline int finish_unparsed(struct __sk_buff *skb, struct pkt *p,
 
 /*
  * The egress check of pod src_ep deferred by vakt_from_pod, done where the
- * packet leaves (after DNAT and masquerade). Counted under the source pod.
+ * packet leaves (after DNAT and masquerade): vakt_to_pod of a local backend,
+ * vakt_node_egress (node set) off the node. Counted under the source pod.
+ * A global function (as vakt_from_pod_full()): the verifier checks it once
+ * for both callers instead of inside each, which kept vakt_to_pod within
+ * its verifier budget; the price is parsing the packet again, on the full
+ * path only.
  */
-static __always_inline int deferred_egress(struct __sk_buff *skb, struct pkt *p, __u32 src_ep,
-					   int node)
+__noinline int vakt_deferred_egress(struct __sk_buff *skb, __u32 src_ep, int node)
 {
-	struct point_opts o = { .node = (__u8)node };
+	struct point_opts o = { .node = (__u8)(node != 0) };
 	const struct vakt_ep_val *sep;
+	struct pkt pk = {}, *p = &pk;
 	struct vakt_addr *self;
 	__u32 reason;
+	int kind;
 
+	kind = parse(skb, p);
+	if (kind == PK_BAD_L3 || kind == PK_BAD_L4)
+		return finish(skb, p, src_ep, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
+	if (kind != PK_IP)
+		return VAKT_TC_PASS;
 	self = bpf_map_lookup_elem(&ep_addr, &src_ep);
 	if (!self)
 		return finish(skb, p, 0, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
@@ -437,21 +489,26 @@ static __always_inline int spoofed(const struct __sk_buff *skb, const struct vak
  * current one (so the endpoint record and the address binding that admitted
  * it are unchanged: any change bumps the generation), whose state takes the
  * packet. Returns the reason (ESTABLISHED, REPLY, or R_DEFER for a deferral
- * marker when defer is set) with *out the entry, or -1: the full path decides.
+ * marker when defer is set) with *out the entry, or -1: the full path decides
+ * (CT_FAST_NONE: because there is no entry at all). ct_fast_at() takes the
+ * scope: the deferred check of a sender at the receiver's veth.
  */
-static __always_inline int ct_fast(const struct __sk_buff *skb, struct pkt *p, __u32 dir,
-				   int defer, struct vakt_ct_val **out)
+#define CT_FAST_NONE (-2)
+static __always_inline int ct_fast_at(struct pkt *p, __u32 scope, __u32 dir, int defer,
+				      struct vakt_ct_val **out)
 {
 	struct vakt_ct_val *v;
 	__u64 now, j;
 
 	if (p->frag != PF_NONE || p->icmp == PI_CONTROL)
 		return -1;
-	p->k.scope = skb->ifindex;
+	p->k.scope = scope;
 	p->k.dir = (__u8)dir;
 	p->k.pad = 0;
 	v = bpf_map_lookup_elem(&ct, &p->k);
-	if (!v || v->gen != cur_gen())
+	if (!v)
+		return CT_FAST_NONE;
+	if (v->gen != cur_gen())
 		return -1;
 	j = bpf_jiffies64();
 	if (!ct_live(v, p->k.proto, j, &now))
@@ -468,6 +525,12 @@ static __always_inline int ct_fast(const struct __sk_buff *skb, struct pkt *p, _
 	ct_touch(v, now, j);
 	*out = v;
 	return (v->flags & VAKT_CTF_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
+}
+
+static __always_inline int ct_fast(const struct __sk_buff *skb, struct pkt *p, __u32 dir,
+				   int defer, struct vakt_ct_val **out)
+{
+	return ct_fast_at(p, skb->ifindex, dir, defer, out);
 }
 
 /* from_pod: the egress check of ep_id moves to where the packet leaves. */
@@ -584,58 +647,84 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 		return finish_unparsed(skb, p, kind, VAKT_DIR_INGRESS);
 	if (kind == PK_IP && p->icmp == PI_CONTROL)
 		return finish(skb, p, 0, VAKT_DIR_INGRESS, VAKT_R_CONTROL);
+	if (kind == PK_BAD_L4) {
+		ep = bpf_map_lookup_elem(&endpoints, &p->k.daddr);
+		if (!ep)
+			return finish(skb, p, 0, VAKT_DIR_INGRESS, VAKT_R_NO_ENDPOINT);
+		return finish(skb, p, ep->ep_id, VAKT_DIR_INGRESS, VAKT_R_MALFORMED);
+	}
+	/* The sender's deferred check passed (to_pod_slow()): replies name it. */
+	if (m & VAKT_MARK_DEFER)
+		o.peer_ep = m & VAKT_MARK_EP_MASK;
 	ep = bpf_map_lookup_elem(&endpoints, &p->k.daddr);
 	if (!ep)
 		return finish(skb, p, 0, VAKT_DIR_INGRESS, VAKT_R_NO_ENDPOINT);
 	ep_id = ep->ep_id;
-	if (kind == PK_BAD_L4)
-		return finish(skb, p, ep_id, VAKT_DIR_INGRESS, VAKT_R_MALFORMED);
-
-	if (m & VAKT_MARK_DEFER) {
-		o.peer_ep = m & VAKT_MARK_EP_MASK;
-		if (deferred_egress(skb, p, o.peer_ep, 0) == VAKT_TC_DROP)
-			return VAKT_TC_DROP;
-	}
 	o.reply_ok = (m & VAKT_MARK_REPLY) && (m & VAKT_MARK_EP_MASK) == ep_id;
 	reason = point_check(p, ep, &p->k.daddr, skb->ifindex, VAKT_DIR_INGRESS, &o);
 	return finish(skb, p, ep_id, VAKT_DIR_INGRESS, reason);
 }
 
+/*
+ * vakt_to_pod's way into the full path. The sender's deferred egress check
+ * comes first, whoever receives: a destination without an endpoint record
+ * (a pod vaktd does not know yet) is no reason to skip it. Called from here
+ * rather than from vakt_to_pod_full(), so that the two global functions'
+ * stack frames are never nested (BPF's 512-byte combined stack limit).
+ */
+static __always_inline int to_pod_slow(struct __sk_buff *skb, __u32 m, int ct_tried)
+{
+	if ((m & VAKT_MARK_DEFER) &&
+	    vakt_deferred_egress(skb, m & VAKT_MARK_EP_MASK, 0) == VAKT_TC_DROP)
+		return VAKT_TC_DROP;
+	return vakt_to_pod_full(skb, ct_tried);
+}
+
 SEC("tc")
 int vakt_to_pod(struct __sk_buff *skb)
 {
-	struct vakt_ct_val *v = 0;
+	struct vakt_ct_val *v = 0, *dv = 0;
+	const struct vakt_ep_val *ep;
 	struct pkt p = {};
-	__u32 m = mark_get(skb);
-	int r;
+	__u32 m = mark_get(skb), src = m & VAKT_MARK_EP_MASK;
+	int r, rd = 0;
 
 	if (!parse_fast(skb, &p))
-		return vakt_to_pod_full(skb, 0);
-	/* A deferred egress check rides on this packet: the full path runs it. */
-	if (!(m & VAKT_MARK_DEFER)) {
-		r = ct_fast(skb, &p, VAKT_DIR_INGRESS, 0, &v);
-		if (r >= 0 && v)
-			return finish(skb, &p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+		return to_pod_slow(skb, m, 0);
+	/* Through a Service: the sender's deferred egress check rides on this packet. */
+	if (m & VAKT_MARK_DEFER) {
+		rd = ct_fast_at(&p, VAKT_CT_SCOPE_EP(src), VAKT_DIR_EGRESS, 0, &dv);
+		if (rd < 0 || !dv || dv->ep_id != src)
+			return to_pod_slow(skb, m, 0);
 	}
-	return vakt_to_pod_full(skb, 1);
+	r = ct_fast(skb, &p, VAKT_DIR_INGRESS, 0, &v);
+	if (r >= 0 && v) {
+		if (dv)
+			count(src, VAKT_DIR_EGRESS, (__u32)rd, skb->len);
+		return finish(skb, &p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+	}
+	/*
+	 * The reply of a Service flow, which this pod's conntrack knows under
+	 * the ClusterIP: with no entry for the tuple at all, point_check()
+	 * would accept it on the REPLY mark naming this endpoint, and so do we.
+	 */
+	if (r == CT_FAST_NONE && (m & (VAKT_MARK_DEFER | VAKT_MARK_REPLY)) == VAKT_MARK_REPLY) {
+		ep = bpf_map_lookup_elem(&endpoints, &p.k.daddr);
+		if (ep && ep->ep_id == src && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
+			return finish(skb, &p, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
+	}
+	return to_pod_slow(skb, m, 1);
 }
 
 SEC("tc")
 int vakt_node_egress(struct __sk_buff *skb)
 {
-	struct pkt p = {};
 	__u32 m = mark_get(skb);
-	int kind;
 
 	/* Everything but deferred pod egress was decided at the pod's veth. */
 	if (!(m & VAKT_MARK_DEFER))
 		return VAKT_TC_PASS;
-	kind = parse(skb, &p);
-	if (kind == PK_BAD_L3 || kind == PK_BAD_L4)
-		return finish(skb, &p, m & VAKT_MARK_EP_MASK, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
-	if (kind != PK_IP)
-		return VAKT_TC_PASS;
-	return deferred_egress(skb, &p, m & VAKT_MARK_EP_MASK, 1);
+	return vakt_deferred_egress(skb, m & VAKT_MARK_EP_MASK, 1);
 }
 
 SEC("tc")

@@ -774,6 +774,81 @@ static void test_deferred_egress_is_decided_for_the_backend(void **state)
 	expect(DP_TO_POD, &vip_reply, mk(VAKT_MARK_REPLY | EP_A), EP_C, IN, VAKT_R_POLICY_DENIED);
 }
 
+/*
+ * A deferred egress check rides on the packet to whatever the DNAT chose,
+ * even an address on a veth that has no endpoint record (a pod vaktd does
+ * not know yet): the sender's egress still decides.
+ */
+static void test_deferred_egress_is_decided_without_a_receiving_endpoint(void **state)
+{
+	struct pk_spec unknown = { .src = "10.0.0.3", .dst = "10.0.0.77", .proto = IPPROTO_UDP,
+				   .sport = 33334, .dport = 53 };
+	struct pk_spec world_dns = unknown;
+	uint32_t m = mk(VAKT_MARK_DEFER | EP_C);
+	struct vakt_addr a = pk_addr("10.0.0.3");
+	uint32_t ep = EP_C;
+	uint64_t unowned = packets(0, IN, VAKT_R_NO_ENDPOINT);
+
+	(void)state;
+	world_dns.dst = "8.8.8.8"; /* C's egress allows 8.8.8.0/24 on UDP 53 */
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &ep, &a, BPF_ANY), 0);
+	expect(DP_TO_POD, &unknown, m, EP_C, EG, VAKT_R_POLICY_DENIED);
+	assert_int_equal(packets(0, IN, VAKT_R_NO_ENDPOINT), unowned);
+	expect(DP_TO_POD, &world_dns, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(packets(0, IN, VAKT_R_NO_ENDPOINT), unowned + 1);
+}
+
+/*
+ * A flow through a Service whose client loses its egress to the backend:
+ * the backend may send on alone (a UDP stream), so its vakt_from_pod stops
+ * naming the client in the REPLY mark, and the client's own ingress decides
+ * the replies. A move of the generation that revokes nothing keeps the mark.
+ */
+static void test_service_replies_stop_naming_a_client_whose_egress_was_revoked(void **state)
+{
+	struct pk_spec to_b = { .src = "10.0.0.3", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+				.sport = 33336, .dport = 53 };
+	struct pk_spec b_reply = { .src = "10.0.0.2", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				   .sport = 53, .dport = 33336 };
+	struct pk_spec vip_reply = { .src = "10.96.0.10", .dst = "10.0.0.3", .proto = IPPROTO_UDP,
+				     .sport = 53, .dport = 33336 };
+	struct vakt_policy_key k = { .prefixlen = VAKT_PLEN_FULL, .policy = POL_C_EG, .peer = 257,
+				     .proto = IPPROTO_UDP, .port = htons(53) };
+	uint32_t m = mk(VAKT_MARK_DEFER | EP_C);
+	struct vakt_addr c = pk_addr("10.0.0.3");
+	uint32_t ep = EP_C;
+	struct out o;
+
+	(void)state;
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &ep, &c, BPF_ANY), 0);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, mk(VAKT_MARK_REPLY | EP_C));
+	/* the generation moves, nothing revoked: still the client's replies */
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, mk(VAKT_MARK_REPLY | EP_C));
+	/* C may no longer send to B on UDP 53; B's ingress still admits the flow */
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "policy"), &k), 0);
+	assert_int_equal(dp_set_gen(dp, 3), 0);
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, 0);
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, 0);
+	/* so C's ingress (deny all) decides them */
+	expect(DP_TO_POD, &vip_reply, o.mark, EP_C, IN, VAKT_R_POLICY_DENIED);
+}
+
+/* A pod failed closed takes nothing, not even replies that carry its name. */
+static void test_failed_closed_pod_takes_no_replies_on_the_mark(void **state)
+{
+	struct pk_spec vip_reply = { .src = "10.96.0.10", .dst = "10.0.0.4", .proto = IPPROTO_UDP,
+				     .sport = 53, .dport = 33337 };
+
+	(void)state;
+	expect(DP_TO_POD, &vip_reply, mk(VAKT_MARK_REPLY | EP_D), EP_D, IN, VAKT_R_FAIL_CLOSED);
+}
+
 static void test_node_egress_checks_masqueraded_traffic(void **state)
 {
 	/* after MASQUERADE the source is the node; the mark still names C */
@@ -1063,6 +1138,34 @@ static void test_established_packets_the_fast_parser_refuses_use_conntrack(void 
 	expect(DP_TO_POD, &tagged, 0, 0, IN, VAKT_R_NO_ENDPOINT);
 }
 
+/*
+ * Through a ClusterIP, the backend's veth holds two checks: the sender's
+ * deferred egress and the backend's ingress. Once established, both are
+ * one conntrack lookup each, with no endpoint lookup (the records can be
+ * gone) while the generation holds.
+ */
+static void test_established_service_flows_skip_the_endpoint_lookups(void **state)
+{
+	struct pk_spec to_b = { .src = "10.0.0.3", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+				.sport = 33335, .dport = 53 };
+	uint32_t m = mk(VAKT_MARK_DEFER | EP_C);
+	struct vakt_addr c = pk_addr("10.0.0.3"), b = pk_addr("10.0.0.2");
+	uint32_t ep = EP_C;
+	uint64_t b_est;
+
+	(void)state;
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_addr"), &ep, &c, BPF_ANY), 0);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "endpoints"), &c), 0);
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "endpoints"), &b), 0);
+	b_est = packets(EP_B, IN, VAKT_R_ESTABLISHED);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_ESTABLISHED);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), b_est + 1);
+	/* any change moves the generation: the full path finds the sender gone */
+	assert_int_equal(dp_set_gen(dp, 3), 0);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_FAIL_CLOSED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1080,6 +1183,9 @@ int main(void)
 		T(test_counters_count_packets_and_bytes),
 		T(test_egress_to_unknown_address_is_deferred_with_the_mark),
 		T(test_deferred_egress_is_decided_for_the_backend),
+		T(test_deferred_egress_is_decided_without_a_receiving_endpoint),
+		T(test_service_replies_stop_naming_a_client_whose_egress_was_revoked),
+		T(test_failed_closed_pod_takes_no_replies_on_the_mark),
 		T(test_node_egress_checks_masqueraded_traffic),
 		T(test_custom_mark_mask),
 		T(test_drop_events_are_rate_limited),
@@ -1089,6 +1195,7 @@ int main(void)
 		T(test_replaced_endpoint_never_inherits_conntrack),
 		T(test_established_packets_skip_the_endpoint_lookup),
 		T(test_established_packets_the_fast_parser_refuses_use_conntrack),
+		T(test_established_service_flows_skip_the_endpoint_lookups),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
