@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,14 +103,26 @@ static void addr_str(const struct vakt_addr *a, char *buf, size_t len)
 		inet_ntop(AF_INET6, a->b, buf, (socklen_t)len);
 }
 
-static void record_failure(struct batch *b, enum vakt_table_id id, const void *key, int err)
+/*
+ * A write or deletion the kernel refused. A failed write leaves an endpoint
+ * policy incomplete; a failed deletion (other than ENOENT) leaves a stale
+ * entry that may still allow what the tables no longer do. Either way the
+ * users of a policy or cidr entry fail closed (before step 2 for writes,
+ * at the end of the batch for deletions, which come after it), and the
+ * next apply reconciles fully, which lifts the mark once the maps match. A
+ * stale endpoint or ipcache entry belongs to a pod that is gone: the retry
+ * is enough.
+ */
+static void record_failure(struct batch *b, enum vakt_table_id id, const void *key, int err,
+			   int is_del)
 {
 	struct vakt_dataplane *dp = b->dp;
 	const char *name = vakt_table_name(id);
-	char addr[INET6_ADDRSTRLEN];
+	const char *what = is_del ? "map delete failed" : is_full(err) ? "map full" : "map write failed";
+	char addr[INET6_ADDRSTRLEN], msg[96];
 
 	dp->stats.map_errors++;
-	if (is_full(err))
+	if (!is_del && is_full(err))
 		dp->stats.map_full++;
 	if (!b->err)
 		b->err = err;
@@ -118,78 +131,35 @@ static void record_failure(struct batch *b, enum vakt_table_id id, const void *k
 	case VAKT_T_POLICY: {
 		const struct vakt_policy_key *k = key;
 
-		log_error(is_full(err) ? "map full, failing endpoint policy closed" :
-					 "map write failed, failing endpoint policy closed",
-			  "map=%s policy=%u peer=0x%x proto=%u port=%u prefixlen=%u err=%d", name,
+		snprintf(msg, sizeof(msg), "%s, failing endpoint policy closed", what);
+		log_error(msg, "map=%s policy=%u peer=0x%x proto=%u port=%u prefixlen=%u err=%d", name,
 			  k->policy, k->peer, k->proto, ntohs(k->port), k->prefixlen, err);
 		add_failed_policy(dp, k->policy);
-		b->new_failures = 1;
 		break;
 	}
 	case VAKT_T_CIDR:
-		log_error(is_full(err) ? "map full, failing endpoints with ipBlock peers closed" :
-					 "map write failed, failing endpoints with ipBlock peers closed",
-			  "map=%s err=%d", name, err);
+		snprintf(msg, sizeof(msg), "%s, failing endpoints with ipBlock peers closed", what);
+		log_error(msg, "map=%s err=%d", name, err);
 		dp->cidr_failed = 1;
+		break;
+	default:
+		/*
+		 * A missing ipcache address resolves to the world identity: it can
+		 * only lose access. A missing endpoint record leaves the pod not
+		 * enforced at all: loudest possible.
+		 */
+		addr_str(key, addr, sizeof(addr));
+		snprintf(msg, sizeof(msg), "%s, %s", what,
+			 is_del ? "will retry" :
+			 id == VAKT_T_IPCACHE ? "address not resolvable to its identity" :
+						"endpoint record not written: pod unenforced");
+		log_error(msg, "map=%s addr=%s err=%d", name, addr, err);
+		return;
+	}
+	if (is_del)
+		b->late_failures = 1;
+	else
 		b->new_failures = 1;
-		break;
-	case VAKT_T_IPCACHE:
-		/* A missing address resolves to the world identity: it can only lose access. */
-		addr_str(key, addr, sizeof(addr));
-		log_error(is_full(err) ? "map full, address not resolvable to its identity" :
-					 "map write failed, address not resolvable to its identity",
-			  "map=%s addr=%s err=%d", name, addr, err);
-		break;
-	default:
-		/* Without a record the pod is not enforced at all: loudest possible. */
-		addr_str(key, addr, sizeof(addr));
-		log_error(is_full(err) ? "map full, endpoint record not written: pod unenforced" :
-					 "map write failed, endpoint record not written: pod unenforced",
-			  "map=%s addr=%s err=%d", name, addr, err);
-		break;
-	}
-}
-
-/*
- * A deletion that failed (other than ENOENT) leaves a stale entry that may
- * still allow what the tables no longer do, so its users fail closed as
- * after a failed write, and the next apply reconciles fully, which deletes
- * again and lifts the mark once that works. A stale endpoint or ipcache
- * entry belongs to a pod that is gone: the retry is enough.
- */
-static void record_delete_failure(struct batch *b, enum vakt_table_id id, const void *key,
-				  int err)
-{
-	struct vakt_dataplane *dp = b->dp;
-	const char *name = vakt_table_name(id);
-	char addr[INET6_ADDRSTRLEN];
-
-	dp->stats.map_errors++;
-	if (!b->err)
-		b->err = err;
-	dp->retry = 1;
-	switch (id) {
-	case VAKT_T_POLICY: {
-		const struct vakt_policy_key *k = key;
-
-		log_error("map delete failed, failing endpoint policy closed",
-			  "map=%s policy=%u peer=0x%x proto=%u port=%u prefixlen=%u err=%d", name,
-			  k->policy, k->peer, k->proto, ntohs(k->port), k->prefixlen, err);
-		add_failed_policy(dp, k->policy);
-		b->late_failures = 1;
-		break;
-	}
-	case VAKT_T_CIDR:
-		log_error("map delete failed, failing endpoints with ipBlock peers closed",
-			  "map=%s err=%d", name, err);
-		dp->cidr_failed = 1;
-		b->late_failures = 1;
-		break;
-	default:
-		addr_str(key, addr, sizeof(addr));
-		log_error("map delete failed, will retry", "map=%s addr=%s err=%d", name, addr, err);
-		break;
-	}
 }
 
 static void trace(struct vakt_dataplane *dp, enum vakt_table_id id, int is_del, const void *key)
@@ -223,7 +193,7 @@ static int put(struct batch *b, enum vakt_table_id id, const void *key, const vo
 
 	trace(dp, id, 0, key);
 	if (r < 0) {
-		record_failure(b, id, key, r);
+		record_failure(b, id, key, r, 0);
 		return r;
 	}
 	if (r)
@@ -241,7 +211,7 @@ static int del(struct batch *b, enum vakt_table_id id, const void *key)
 
 		if (err == -ENOENT)
 			return 0;
-		record_delete_failure(b, id, key, err);
+		record_failure(b, id, key, err, 1);
 		return err;
 	}
 	if (dp->entries[id])
@@ -482,7 +452,7 @@ static int sync_put(struct batch *b, enum vakt_table_id id, const void *key, con
 		return 0;
 	}
 	if (errno != EEXIST) {
-		record_failure(b, id, key, -errno);
+		record_failure(b, id, key, -errno, 0);
 		return 0;
 	}
 	if (!value_differs(fd, key, val, vakt_table_value_size(id)))
@@ -490,7 +460,7 @@ static int sync_put(struct batch *b, enum vakt_table_id id, const void *key, con
 	r = bpf_map_update_elem(fd, key, val, BPF_EXIST) ? -errno : 0;
 	trace(dp, id, 0, key);
 	if (r)
-		record_failure(b, id, key, r);
+		record_failure(b, id, key, r, 0);
 	else
 		b->revoked = 1; /* a changed value (identity, policy switch) may revoke */
 	return 0;

@@ -400,6 +400,27 @@ static void test_reconcile_after_restart_fixes_a_stale_pinned_map(void **state)
 	vakt_tables_free(t2);
 }
 
+/*
+ * A fresh dataplane (policy map of policy_max entries, 0: the default)
+ * holding pod 10.0.0.1 (ep 1) under ingress policy 5, which admits
+ * identities 301 and 302 on TCP 80, and pod 10.0.0.2 (ep 2) unisolated.
+ */
+static struct vakt_dataplane *two_pods_one_policy(char *bpffs, size_t len, uint32_t policy_max,
+						  struct vakt_tables *t)
+{
+	struct vakt_dataplane *dp;
+
+	new_bpffs(bpffs, len);
+	dp = open_dp(bpffs, 0, policy_max);
+	put_ip(t, v4(10, 0, 0, 1), 300);
+	put_pol(t, 5, 301, 80, 1);
+	put_pol(t, 5, 302, 80, 2);
+	put_ep(t, v4(10, 0, 0, 1), 1, 5, 0, VAKT_EPF_ID(0));
+	put_ep(t, v4(10, 0, 0, 2), 2, 0, 0, 0);
+	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), 0);
+	return dp;
+}
+
 static void test_full_policy_map_fails_the_endpoint_closed_until_it_fits(void **state)
 {
 	char bpffs[128];
@@ -410,14 +431,7 @@ static void test_full_policy_map_fails_the_endpoint_closed_until_it_fits(void **
 	int err;
 
 	(void)state;
-	new_bpffs(bpffs, sizeof(bpffs));
-	dp = open_dp(bpffs, 0, 4);
-	put_ip(t, v4(10, 0, 0, 1), 300);
-	put_pol(t, 5, 301, 80, 1);
-	put_pol(t, 5, 302, 80, 2);
-	put_ep(t, v4(10, 0, 0, 1), 1, 5, 0, VAKT_EPF_ID(0));
-	put_ep(t, v4(10, 0, 0, 2), 2, 0, 0, 0);
-	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), 0);
+	dp = two_pods_one_policy(bpffs, sizeof(bpffs), 4, t);
 
 	/* Pod 2 gets a policy of 4 entries: only 2 fit. */
 	for (uint16_t p = 1; p <= 4; p++)
@@ -483,14 +497,7 @@ static void test_failed_policy_delete_fails_the_endpoint_closed_and_is_retried(v
 	int fd;
 
 	(void)state;
-	new_bpffs(bpffs, sizeof(bpffs));
-	dp = open_dp(bpffs, 0, 0);
-	put_ip(t, v4(10, 0, 0, 1), 300);
-	put_pol(t, 5, 301, 80, 1);
-	put_pol(t, 5, 302, 80, 2);
-	put_ep(t, v4(10, 0, 0, 1), 1, 5, 0, VAKT_EPF_ID(0));
-	put_ep(t, v4(10, 0, 0, 2), 2, 0, 0, 0);
-	assert_int_equal(vakt_dataplane_apply(dp, t, NULL), 0);
+	dp = two_pods_one_policy(bpffs, sizeof(bpffs), 0, t);
 	gen = gen_of(dp);
 
 	/* Identity 302 loses access to pod 1: the entry must go, and cannot. */
