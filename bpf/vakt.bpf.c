@@ -215,6 +215,20 @@ static __always_inline int ct_recheck(const struct vakt_ep_val *ep, const struct
 	return vakt_verdict(0, ep, self, &f, &vd);
 }
 
+/* Both entries of the flow that owns (k, v) name peer (0: none) as the client behind the NAT. */
+static __always_inline void ct_set_peer(const struct vakt_ct_key *k, struct vakt_ct_val *v,
+					__u32 peer)
+{
+	struct vakt_ct_key t;
+	struct vakt_ct_val *tv;
+
+	v->peer_ep = (__u16)peer;
+	ct_twin(k, v, &t);
+	tv = bpf_map_lookup_elem(&ct, &t);
+	if (tv)
+		tv->peer_ep = (__u16)peer;
+}
+
 /*
  * The client of a flow through a Service, whose replies the backend's
  * vakt_from_pod marks REPLY | client (the entry's peer_ep): does the
@@ -349,7 +363,10 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 				v->gen = gen;
 				/* from_pod: replies name the client only while it admits the flow */
 				if (o->defer && v->peer_ep && !client_admits(p, v->peer_ep))
-					v->peer_ep = 0;
+					ct_set_peer(&p->k, v, 0);
+				/* to_pod: the client's check passed again, its replies name it again */
+				if (o->peer_ep && v->peer_ep != o->peer_ep)
+					ct_set_peer(&p->k, v, o->peer_ep);
 			}
 			ct_touch(v, now, bpf_jiffies64());
 			o->out_peer = v->peer_ep;

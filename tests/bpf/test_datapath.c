@@ -802,7 +802,8 @@ static void test_deferred_egress_is_decided_without_a_receiving_endpoint(void **
  * A flow through a Service whose client loses its egress to the backend:
  * the backend may send on alone (a UDP stream), so its vakt_from_pod stops
  * naming the client in the REPLY mark, and the client's own ingress decides
- * the replies. A move of the generation that revokes nothing keeps the mark.
+ * the replies. A move of the generation that revokes nothing keeps the mark;
+ * once allowed again, the client's next request names it again.
  */
 static void test_service_replies_stop_naming_a_client_whose_egress_was_revoked(void **state)
 {
@@ -837,6 +838,15 @@ static void test_service_replies_stop_naming_a_client_whose_egress_was_revoked(v
 	assert_int_equal(o.mark, 0);
 	/* so C's ingress (deny all) decides them */
 	expect(DP_TO_POD, &vip_reply, o.mark, EP_C, IN, VAKT_R_POLICY_DENIED);
+	/* C's request is refused now */
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_REVOKED);
+	/* allowed again: the next request passes, and the replies name C again */
+	assert_int_equal(dp_put_policy(dp, POL_C_EG, 257, IPPROTO_UDP, 53, VAKT_PLEN_FULL, 202), 0);
+	assert_int_equal(dp_set_gen(dp, 4), 0);
+	expect(DP_TO_POD, &to_b, m, EP_C, EG, VAKT_R_POLICY_ALLOW);
+	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
+	assert_int_equal(o.mark, mk(VAKT_MARK_REPLY | EP_C));
+	expect(DP_TO_POD, &vip_reply, o.mark, EP_C, IN, VAKT_R_REPLY);
 }
 
 /* A pod failed closed takes nothing, not even replies that carry its name. */
