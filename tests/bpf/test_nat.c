@@ -12,7 +12,10 @@
  *     unrestricted pod, so the Service itself is fine);
  *   - egress ipBlock allow and deny toward outside addresses hold under
  *     masquerade, replies included;
- *   - ingress policy sees the client pod's address behind the ClusterIP.
+ *   - ingress policy sees the client pod's address behind the ClusterIP;
+ *   - the client's ingress is isolated (it admits nothing), so every reply
+ *     it gets is recognised as one; a UDP stream a backend sends on alone
+ *     stops reaching the client once the client's egress is revoked.
  * Clients and servers are forked children of the test that enter the pod
  * namespaces (setns), with 2 s timeouts on every step.
  * Needs root, iproute2 and iptables; fails when they are missing.
@@ -35,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <cmocka.h>
 
@@ -56,6 +60,9 @@
 #define EP_OPEN 5
 #define POL_CLIENT_EG 50 /* DNS pods on UDP/TCP 53, 198.18.0.2/32 on TCP 80 */
 #define POL_DNS_IN 60    /* the client identity on UDP/TCP 53 */
+#define POL_CLIENT_IN 70 /* no entries: the client admits nothing but replies */
+#define STREAM_TICKS 30  /* datagrams a "stream" request gets, STREAM_GAP_MS apart */
+#define STREAM_GAP_MS 50
 
 #define DNS_VIP "10.96.0.10"
 #define WEB_VIP "10.96.0.20"
@@ -259,7 +266,17 @@ static void server_loop(int type, uint16_t port, const char *word)
 		socklen_t pl = sizeof(peer);
 
 		if (type == SOCK_DGRAM) {
-			if (recvfrom(s, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &pl) > 0)
+			ssize_t n = recvfrom(s, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&peer, &pl);
+
+			if (n <= 0)
+				continue;
+			buf[n] = 0;
+			/* "stream": the backend sends on alone, as a media or log stream does */
+			for (int i = 0; !strcmp(buf, "stream") && i < STREAM_TICKS; i++) {
+				sendto(s, "tick", 4, 0, (struct sockaddr *)&peer, pl);
+				usleep(STREAM_GAP_MS * 1000);
+			}
+			if (strcmp(buf, "stream"))
 				sendto(s, word, strlen(word), 0, (struct sockaddr *)&peer, pl);
 			continue;
 		}
@@ -344,6 +361,7 @@ static void fill_maps(void)
 		struct vakt_ep_val ep = { .ep_id = pods[i].ep, .identity = pods[i].id };
 
 		if (pods[i].ep == EP_CLIENT) {
+			ep.policy[VAKT_DIR_INGRESS] = POL_CLIENT_IN;
 			ep.policy[VAKT_DIR_EGRESS] = POL_CLIENT_EG;
 			ep.flags = VAKT_EPF_ID(VAKT_DIR_EGRESS) | VAKT_EPF_CLASS(VAKT_DIR_EGRESS);
 		}
@@ -522,6 +540,95 @@ static void test_revoked_policy_cuts_through_cluster_ip(void **state)
 	assert_true(ask("cli", "tcp", DNS_VIP, 53, "pong-tcp53"));
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Child in the client pod: asks ip:53 for a stream, reports each tick's arrival time. */
+static int stream_client(const char *ip, int report)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(53) };
+	struct timeval tv = { .tv_sec = 1 };
+	char buf[16];
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (s < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    connect(s, (struct sockaddr *)&a, sizeof(a)) || write(s, "stream", 6) != 6)
+		return 1;
+	/* until a second passes without a tick */
+	while (read(s, buf, sizeof(buf)) > 0) {
+		uint64_t t = now_ms();
+
+		if (write(report, &t, sizeof(t)) != sizeof(t))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A stream from the DNS pod through its ClusterIP; revoke: after the third
+ * tick, take the client's egress to the DNS pods on UDP away. Returns the
+ * ticks that arrived after the revocation (all of them without one), and
+ * the count before in *before.
+ */
+static int stream_ticks(int revoke, int *before)
+{
+	struct vakt_policy_key k = { .prefixlen = VAKT_PLEN_FULL, .policy = POL_CLIENT_EG,
+				     .peer = ID_DNS, .proto = IPPROTO_UDP, .port = htons(53) };
+	uint64_t t, revoked_at = 0;
+	int fds[2], st = 0, after = 0;
+	pid_t pid;
+
+	*before = 0;
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(enter_ns("cli") ? 2 : stream_client(DNS_VIP, fds[1]));
+	}
+	assert_true(pid > 0);
+	close(fds[1]);
+	while (read(fds[0], &t, sizeof(t)) == sizeof(t)) {
+		/* a tick the datapath let through just before the revocation may land later */
+		if (revoked_at && t > revoked_at + STREAM_GAP_MS)
+			after++;
+		else
+			(*before)++;
+		if (revoke && !revoked_at && *before == 3) {
+			assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "policy"), &k), 0);
+			assert_int_equal(dp_set_gen(dp, 2), 0);
+			revoked_at = now_ms();
+		}
+	}
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	return after;
+}
+
+static void test_backend_stream_stops_when_the_client_egress_is_revoked(void **state)
+{
+	int before, after;
+
+	(void)state;
+	/* the client admits nothing: the ticks get in as replies named by the mark */
+	after = stream_ticks(0, &before);
+	assert_int_equal(before + after, STREAM_TICKS);
+	assert_true(packets(EP_CLIENT, VAKT_DIR_INGRESS, VAKT_R_REPLY) >= STREAM_TICKS);
+	/* revoked after the third tick: the rest no longer reaches the client */
+	after = stream_ticks(1, &before);
+	assert_true(before >= 3);
+	if (after > 1)
+		fail_msg("%d of %d ticks reached the client after its egress was revoked", after,
+			 STREAM_TICKS - before);
+	assert_true(packets(EP_CLIENT, VAKT_DIR_INGRESS, VAKT_R_POLICY_DENIED) >= 1);
+}
+
 #define T(f) cmocka_unit_test_setup(f, test_setup)
 
 int main(void)
@@ -532,6 +639,7 @@ int main(void)
 		T(test_egress_ipblock_holds_under_masquerade),
 		T(test_ingress_sees_the_client_pod_behind_cluster_ip),
 		T(test_revoked_policy_cuts_through_cluster_ip),
+		T(test_backend_stream_stops_when_the_client_egress_is_revoked),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
