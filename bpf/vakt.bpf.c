@@ -193,6 +193,23 @@ static __always_inline int portful(__u8 proto)
 }
 
 /*
+ * The endpoint record of local pod ep_id, through the address its
+ * vakt_from_pod last wrote to ep_addr (*self, NULL for an id out of range);
+ * NULL when that address has no record or one of another endpoint (the pod
+ * went away or was replaced).
+ */
+static __always_inline const struct vakt_ep_val *ep_of_id(__u32 ep_id, struct vakt_addr **self)
+{
+	const struct vakt_ep_val *ep;
+
+	*self = bpf_map_lookup_elem(&ep_addr, &ep_id);
+	if (!*self)
+		return 0;
+	ep = bpf_map_lookup_elem(&endpoints, *self);
+	return ep && ep->ep_id == ep_id ? ep : 0;
+}
+
+/*
  * Re-run the verdict for an entry admitted under an older generation. The
  * flow was admitted in direction dir (the entry's, or the opposite one for a
  * reply entry); the peer is the remote end at this point either way, and a
@@ -254,11 +271,8 @@ static __always_inline int client_admits(const struct pkt *p, __u32 cep)
 	cv = bpf_map_lookup_elem(&ct, &k);
 	if (cv && cv->gen == cur_gen() && !(cv->flags & (VAKT_CTF_REPLY | VAKT_CTF_DEFER)))
 		return 1;
-	self = bpf_map_lookup_elem(&ep_addr, &cep);
-	if (!self)
-		return 0;
-	sep = bpf_map_lookup_elem(&endpoints, self);
-	if (!sep || sep->ep_id != cep)
+	sep = ep_of_id(cep, &self);
+	if (!sep)
 		return 0;
 	f.peer = p->k.saddr;
 	if (portful(p->k.proto))
@@ -470,13 +484,10 @@ __noinline int vakt_deferred_egress(struct __sk_buff *skb, __u32 src_ep, int nod
 		return finish(skb, p, src_ep, VAKT_DIR_EGRESS, VAKT_R_MALFORMED);
 	if (kind != PK_IP)
 		return VAKT_TC_PASS;
-	self = bpf_map_lookup_elem(&ep_addr, &src_ep);
-	if (!self)
-		return finish(skb, p, 0, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
-	sep = bpf_map_lookup_elem(&endpoints, self);
+	sep = ep_of_id(src_ep, &self);
 	/* The pod went away while its packet was in flight. */
-	if (!sep || sep->ep_id != src_ep)
-		return finish(skb, p, src_ep, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
+	if (!sep)
+		return finish(skb, p, self ? src_ep : 0, VAKT_DIR_EGRESS, VAKT_R_FAIL_CLOSED);
 	reason = point_check(p, sep, self, VAKT_CT_SCOPE_EP(src_ep), VAKT_DIR_EGRESS, &o);
 	if (reason == R_DEFER)
 		reason = VAKT_R_FAIL_CLOSED;
@@ -765,12 +776,10 @@ int vakt_node_ingress(struct __sk_buff *skb)
 		return VAKT_TC_PASS;
 	peer = v->peer_ep;
 	if (v->gen != cur_gen()) {
-		self = bpf_map_lookup_elem(&ep_addr, &peer);
-		ep = self ? bpf_map_lookup_elem(&endpoints, self) : 0;
+		ep = ep_of_id(peer, &self);
 		/* The reply of a flow the pod's egress admitted: re-run that egress. */
 		p.k.dir = VAKT_DIR_INGRESS;
-		if (!ep || !self || ep->ep_id != peer ||
-		    !ct_recheck(ep, self, &p.k, v, VAKT_DIR_INGRESS)) {
+		if (!ep || !ct_recheck(ep, self, &p.k, v, VAKT_DIR_INGRESS)) {
 			p.k.dir = VAKT_CT_DIR_NODE;
 			ct_delete_flow(&p.k, v);
 			return VAKT_TC_PASS;
