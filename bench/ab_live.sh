@@ -46,23 +46,14 @@ SAMPLES=$BL_WORK/samples
 mkdir -p "$OBJ"
 bl_seed_yaml >"$OBJ/bench.yaml"
 
-# prog_id CFG HOOK: the program behind vaktd's pinned tcx link on the client's veth.
-prog_id() {
-	local node idx
-	node=$(bl_node "$1")
-	idx=$(ip -n "$node" -o link show vcli | cut -d: -f1)
-	bpftool link show pinned "/sys/fs/bpf/$node/links/$idx-$2" -j |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'
-}
-
 declare -A FROM TO
 CFGS=()
 setup() {
 	local cfg=$1 dir=$2
 	bl_topo "$cfg"
 	VAKTD=$dir/build/vaktd bl_vaktd "$cfg" "$OBJ"
-	FROM[$cfg]=$(prog_id "$cfg" ingress)
-	TO[$cfg]=$(prog_id "$cfg" egress)
+	FROM[$cfg]=$(bl_link_prog "$cfg" vcli ingress)
+	TO[$cfg]=$(bl_link_prog "$cfg" vcli egress)
 }
 setup first "$DIR_A"
 for ((i = 1; i <= INSTANCES; i++)); do

@@ -43,13 +43,12 @@ bl_seed_yaml >"$OBJ/bench.yaml"
 # tcx helper: bpftool 7.1 cannot attach tcx, so the empty programs are loaded
 # and linked with raw bpf(2) calls (BPF_PROG_LOAD, BPF_LINK_CREATE with
 # BPF_TCX_INGRESS/EGRESS, BPF_OBJ_PIN), the way vaktd attaches; the pinned
-# links keep them attached after the helper exits. `ids` prints the program
-# ids behind pinned links.
+# links keep them attached after the helper exits.
 cat >"$BL_WORK/tcx.py" <<'PY'
 import ctypes, os, socket, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 NR_BPF = 321  # x86_64
-PROG_LOAD, OBJ_PIN, OBJ_GET, INFO_BY_FD, LINK_CREATE = 5, 6, 7, 15, 28
+PROG_LOAD, OBJ_PIN, INFO_BY_FD, LINK_CREATE = 5, 6, 15, 28
 TCX_INGRESS, TCX_EGRESS = 46, 47
 
 def bpf(cmd, attr):
@@ -69,18 +68,14 @@ def load_empty(name):
                        0, 0, 0, 0, 0, name.encode())
     return bpf(PROG_LOAD, attr)[0]
 
-def info_id(fd, off):
+def prog_id(fd):
     info = ctypes.create_string_buffer(256)
     bpf(INFO_BY_FD, struct.pack("<IIQ", fd, 256, ctypes.addressof(info)))
-    return struct.unpack_from("<I", info.raw, off)[0]
+    return struct.unpack_from("<I", info.raw, 4)[0]
 
 def pin(fd, path):
     p = ctypes.create_string_buffer(path.encode())
     bpf(OBJ_PIN, struct.pack("<QII", ctypes.addressof(p), fd, 0))
-
-def get(path):
-    p = ctypes.create_string_buffer(path.encode())
-    return bpf(OBJ_GET, struct.pack("<QII", ctypes.addressof(p), 0, 0))[0]
 
 if sys.argv[1] == "attach":  # attach DIR IFNAME...
     d = sys.argv[2]
@@ -91,12 +86,8 @@ if sys.argv[1] == "attach":  # attach DIR IFNAME...
         for hook, at in (("ingress", TCX_INGRESS), ("egress", TCX_EGRESS)):
             link = bpf(LINK_CREATE, struct.pack("<IIII", progs[hook], idx, at, 0))[0]
             pin(link, "%s/%d-%s" % (d, idx, hook))
-    print(info_id(progs["ingress"], 4), info_id(progs["egress"], 4))
-elif sys.argv[1] == "ids":  # ids LINKPIN...: the program id of each pinned link
-    print(" ".join(str(info_id(get(p), 8)) for p in sys.argv[2:]))
+    print(prog_id(progs["ingress"]), prog_id(progs["egress"]))
 PY
-
-ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }
 
 # vakt-b: a second, identical vaktd in its own topology. Two instances of
 # the same build measured 40-50 ns per run apart here (where the JIT put
@@ -126,12 +117,11 @@ for cfg in "${CFGS[@]}"; do
 		pins=/sys/fs/bpf/$node/links
 		for i in vcli vsrv; do
 			for h in ingress egress; do
-				[ -e "$pins/$(ifidx "$cfg" $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(ifidx "$cfg" $i)-$h"
+				[ -e "$pins/$(bl_ifidx "$cfg" $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(bl_ifidx "$cfg" $i)-$h"
 			done
 		done
-		ids=$(bl_in_node "$cfg" python3 "$BL_WORK/tcx.py" ids \
-			"$pins/$(ifidx "$cfg" vcli)-ingress" "$pins/$(ifidx "$cfg" vcli)-egress")
-		read -r "FROM_ID[$cfg]" "TO_ID[$cfg]" <<<"$ids"
+		FROM_ID[$cfg]=$(bl_link_prog "$cfg" vcli ingress)
+		TO_ID[$cfg]=$(bl_link_prog "$cfg" vcli egress)
 		;;
 	nftables)
 		bl_in_node "$cfg" nft -f - <<-EOF

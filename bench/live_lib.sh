@@ -25,6 +25,8 @@
 #                                server pods (the policies are each script's)
 #   bl_seed_yaml                 the pods and the seed scenario's policies
 #   bl_prog_stats ID             "run_time_ns run_cnt" of program ID (BPF stats)
+#   bl_ifidx CFG IFNAME          IFNAME's index in CFG's node namespace
+#   bl_link_prog CFG IFNAME HOOK the program behind vaktd's pinned tcx link
 
 : "${BL_NAME:?}" "${BL_TAG:?}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -302,4 +304,16 @@ bl_seed_yaml() {
 bl_prog_stats() {
 	bpftool prog show id "$1" -j | python3 -c \
 		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
+}
+
+bl_ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }
+
+# bl_link_prog CFG IFNAME HOOK: the id of the program behind the tcx link
+# vaktd pinned for IFNAME's HOOK (ingress or egress) in CFG's node; fails
+# when there is no such link.
+bl_link_prog() {
+	local pin
+	pin=/sys/fs/bpf/$(bl_node "$1")/links/$(bl_ifidx "$1" "$2")-$3
+	bpftool link show pinned "$pin" -j |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'
 }
