@@ -45,8 +45,8 @@ static __always_inline void ct_touch(struct vakt_ct_val *v, __u64 now, __u64 jif
 {
 	if (now > v->last_ns)
 		v->last_ns = now;
-	if (v->last_jiffies != jiffies)
-		v->last_jiffies = jiffies;
+	if (v->last_jiffies != (__u32)jiffies)
+		v->last_jiffies = (__u32)jiffies;
 }
 
 static __always_inline __u64 ct_timeout_ns(__u8 proto, __u8 state)
@@ -84,7 +84,7 @@ static __always_inline int ct_expired(const struct vakt_ct_val *v, __u8 proto, _
 static __always_inline int ct_live(const struct vakt_ct_val *v, __u8 proto, __u64 jiffies,
 				   __u64 *now)
 {
-	if (v->last_jiffies == jiffies) {
+	if (v->last_jiffies == (__u32)jiffies) {
 		*now = v->last_ns;
 		return 1;
 	}
@@ -232,7 +232,7 @@ static __always_inline int ct_create(const struct vakt_ct_key *k, const struct p
 	struct vakt_ct_key r;
 	struct vakt_ct_val v = {
 		.last_ns = now,
-		.last_jiffies = bpf_jiffies64(),
+		.last_jiffies = (__u32)bpf_jiffies64(),
 		.gen = a->gen,
 		.rule = a->rule,
 		.peer_ep = (__u16)a->peer_ep,

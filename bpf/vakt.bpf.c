@@ -113,6 +113,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ep_addr SEC(".maps");
 
+/* Written by vouch_back() only: the veth a vouch for local pod ep_id is honoured on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VAKT_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct vakt_ep_veth);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_veth SEC(".maps");
+
 /* Written by the agent only (vakt_dataplane_bind()): which veth a local pod address sends from. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -375,6 +384,8 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 					return VAKT_R_REVOKED;
 				}
 				v->gen = gen;
+				/* a vouch of another generation says nothing (vouch_gen already tells) */
+				v->vouch = 0;
 				/* from_pod: replies name the client only while it admits the flow */
 				if (o->defer && v->peer_ep && !client_admits(p, v->peer_ep))
 					ct_set_peer(&p->k, v, 0);
@@ -407,7 +418,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 	    !vakt_addr_eq(&f.peer, self) && !bpf_map_lookup_elem(&ipcache, &f.peer)) {
 		struct vakt_ct_val dv = {
 			.last_ns = now,
-			.last_jiffies = bpf_jiffies64(),
+			.last_jiffies = (__u32)bpf_jiffies64(),
 			.gen = gen,
 			.state = VAKT_CT_EST,
 			.flags = VAKT_CTF_DEFER,
@@ -583,6 +594,44 @@ static __always_inline int from_pod_pass(struct __sk_buff *skb, const struct pkt
 }
 
 /*
+ * Packets a receiver may take on a vouch (include/vakt/datapath.h,
+ * "Vouching"): TCP and UDP only, and no TCP packet whose flags move the
+ * receiver's entry (SYN, FIN, RST): those keep a lookup at both points.
+ */
+static __always_inline int vouchable(const struct pkt *p)
+{
+	if (p->k.proto == IPPROTO_TCP)
+		return !(p->tcp_flags & (VAKT_TCP_SYN | VAKT_TCP_FIN | VAKT_TCP_RST));
+	return p->k.proto == IPPROTO_UDP;
+}
+
+/*
+ * from_pod: a packet passed on its current conntrack entry v (ct_fast()).
+ * A flow without NAT carries the receiver's vouch while v holds one of this
+ * generation and tick, and the packet is counted for the receiver here (its
+ * vakt_to_pod then only checks the mark); without one it asks for one.
+ */
+static __always_inline int from_pod_est(struct __sk_buff *skb, const struct pkt *p,
+					const struct vakt_ct_val *v, __u32 reason)
+{
+	__u32 rcv = v->vouch & VAKT_MARK_EP_MASK, rr;
+
+	if (v->peer_ep)
+		return from_pod_pass(skb, p, v->ep_id, v->peer_ep, reason);
+	if (vouchable(p)) {
+		if (rcv && v->vouch_gen == (__u16)v->gen &&
+		    v->vouch_tick == VAKT_VOUCH_TICK(v->last_jiffies)) {
+			mark_set(skb, VAKT_MARK_VOUCH | rcv);
+			rr = (v->vouch & VAKT_CT_VOUCH_REPLY) ? VAKT_R_REPLY : VAKT_R_ESTABLISHED;
+			count(rcv, VAKT_DIR_INGRESS, rr, skb->len);
+		} else {
+			mark_set(skb, v->ep_id & VAKT_MARK_EP_MASK);
+		}
+	}
+	return finish(skb, p, v->ep_id, VAKT_DIR_EGRESS, reason);
+}
+
+/*
  * The full paths of the veth programs, for every packet ct_fast() did not
  * decide. Out of line, so that vakt_from_pod and vakt_to_pod proper are the
  * established path alone, a short stretch of JITed code: under live traffic
@@ -610,7 +659,7 @@ __noinline int vakt_from_pod_full(struct __sk_buff *skb, int ct_tried)
 			if (r == R_DEFER && v)
 				return defer_out(skb, p, v->ep_id);
 			if (r >= 0 && v)
-				return from_pod_pass(skb, p, v->ep_id, v->peer_ep, (__u32)r);
+				return from_pod_est(skb, p, v, (__u32)r);
 		}
 	}
 	if (kind != PK_IP && kind != PK_BAD_L4)
@@ -649,7 +698,7 @@ int vakt_from_pod(struct __sk_buff *skb)
 	if (r == R_DEFER && v)
 		return defer_out(skb, &p, v->ep_id);
 	if (r >= 0 && v)
-		return from_pod_pass(skb, &p, v->ep_id, v->peer_ep, (__u32)r);
+		return from_pod_est(skb, &p, v, (__u32)r);
 	return vakt_from_pod_full(skb, 1);
 }
 
@@ -663,6 +712,9 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 	__u32 reason, ep_id, m = mark_get(skb);
 	int kind, r;
 
+	/* vakt_to_pod clears a vouch it does not honour; never read one as DEFER | REPLY. */
+	if ((m & VAKT_MARK_STATE) == VAKT_MARK_VOUCH)
+		m = 0;
 	kind = parse(skb, p);
 	if (!ct_tried) {
 		if (kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
@@ -708,15 +760,76 @@ static __always_inline int to_pod_slow(struct __sk_buff *skb, __u32 m, int ct_tr
 	return vakt_to_pod_full(skb, ct_tried);
 }
 
+/*
+ * A VOUCH mark for endpoint ep counts only on the veth the vouch was given
+ * for, under the generation it was given in (vouch_back()).
+ */
+static __always_inline int vouched_here(const struct __sk_buff *skb, __u32 ep)
+{
+	struct vakt_ep_veth *w = bpf_map_lookup_elem(&ep_veth, &ep);
+
+	return w && w->ifindex == skb->ifindex && w->gen == cur_gen();
+}
+
+/*
+ * to_pod: this pod's current entry rv passed a packet that sender src's
+ * vakt_from_pod passed on its own entry and marked ASK. Write the vouch
+ * into that entry (same tuple, the sender's veth, EGRESS), so that the
+ * flow's next packets skip the lookup here. Only between pods whose
+ * addresses are bound to their veths, on the receiver's own veth, for an
+ * entry of src admitted under the same generation. Out of line: it runs
+ * once per flow, direction and tick.
+ */
+static __noinline void vouch_back(const struct __sk_buff *skb, const struct pkt *p,
+				  const struct vakt_ct_val *rv, __u32 src)
+{
+	struct vakt_ct_key k = p->k;
+	struct vakt_ct_val *sv;
+	struct vakt_ep_veth *w;
+	__u32 rep = rv->ep_id, gen = rv->gen, *bound;
+
+	bound = bpf_map_lookup_elem(&ep_ifindex, &k.daddr);
+	if (!bound || *bound != skb->ifindex)
+		return;
+	bound = bpf_map_lookup_elem(&ep_ifindex, &k.saddr);
+	if (!bound || !*bound)
+		return;
+	k.scope = *bound;
+	k.dir = VAKT_DIR_EGRESS;
+	sv = bpf_map_lookup_elem(&ct, &k);
+	if (!sv || sv->ep_id != src || sv->gen != gen || sv->peer_ep ||
+	    (sv->flags & (VAKT_CTF_DEFER | VAKT_CTF_NODE)))
+		return;
+	w = bpf_map_lookup_elem(&ep_veth, &rep);
+	if (!w)
+		return;
+	if (w->ifindex != skb->ifindex || w->gen != gen) {
+		w->ifindex = skb->ifindex;
+		w->gen = gen;
+	}
+	sv->vouch_gen = (__u16)gen;
+	sv->vouch_tick = VAKT_VOUCH_TICK(rv->last_jiffies);
+	sv->vouch = (__u16)(rep | ((rv->flags & VAKT_CTF_REPLY) ? VAKT_CT_VOUCH_REPLY : 0));
+}
+
 SEC("tc")
 int vakt_to_pod(struct __sk_buff *skb)
 {
 	struct vakt_ct_val *v = 0, *dv = 0;
 	const struct vakt_ep_val *ep;
 	struct pkt p = {};
-	__u32 m = mark_get(skb), src = m & VAKT_MARK_EP_MASK;
+	__u32 m = mark_get(skb), src;
 	int r, rd = 0;
 
+	/* Counted by the sender's vakt_from_pod, which found the vouch. */
+	if ((m & VAKT_MARK_STATE) == VAKT_MARK_VOUCH) {
+		if (vouched_here(skb, m & VAKT_MARK_EP_MASK))
+			return VAKT_TC_PASS;
+		/* Not for this veth, or stale: decided as if unmarked, full path included. */
+		mark_set(skb, 0);
+		m = 0;
+	}
+	src = m & VAKT_MARK_EP_MASK;
 	if (!parse_fast(skb, &p))
 		return to_pod_slow(skb, m, 0);
 	/* Through a Service: the sender's deferred egress check rides on this packet. */
@@ -729,6 +842,8 @@ int vakt_to_pod(struct __sk_buff *skb)
 	if (r >= 0 && v) {
 		if (dv)
 			count(src, VAKT_DIR_EGRESS, (__u32)rd, skb->len);
+		else if (!(m & VAKT_MARK_STATE) && src && vouchable(&p))
+			vouch_back(skb, &p, v, src);
 		return finish(skb, &p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
 	}
 	/*
@@ -736,7 +851,7 @@ int vakt_to_pod(struct __sk_buff *skb)
 	 * the ClusterIP: with no entry for the tuple at all, point_check()
 	 * would accept it on the REPLY mark naming this endpoint, and so do we.
 	 */
-	if (r == CT_FAST_NONE && (m & (VAKT_MARK_DEFER | VAKT_MARK_REPLY)) == VAKT_MARK_REPLY) {
+	if (r == CT_FAST_NONE && (m & VAKT_MARK_STATE) == VAKT_MARK_REPLY) {
 		ep = bpf_map_lookup_elem(&endpoints, &p.k.daddr);
 		if (ep && ep->ep_id == src && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
 			return finish(skb, &p, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
@@ -750,7 +865,7 @@ int vakt_node_egress(struct __sk_buff *skb)
 	__u32 m = mark_get(skb);
 
 	/* Everything but deferred pod egress was decided at the pod's veth. */
-	if (!(m & VAKT_MARK_DEFER))
+	if ((m & VAKT_MARK_STATE) != VAKT_MARK_DEFER)
 		return VAKT_TC_PASS;
 	return vakt_deferred_egress(skb, m & VAKT_MARK_EP_MASK, 1);
 }

@@ -45,10 +45,18 @@
  * The agent chooses the mask (rodata cfg_mark_mask, cfg_mark_shift); the
  * field is VAKT_MARK_BITS wide and sits at the mask's lowest set bit:
  *
- *   bits 0..9  ep_id of the local pod the mark is about
- *   bit  10    DEFER: the egress check of ep_id is still to be done, at the
- *              point where the packet leaves (after DNAT and masquerade)
- *   bit  11    REPLY: reply of a flow that ep_id's egress admitted through NAT
+ *   bits 0..9   ep_id of the local pod the mark is about
+ *   bits 10..11 what the mark says about ep_id (VAKT_MARK_STATE):
+ *     0       ASK (ep_id set): sender ep_id's vakt_from_pod passed the packet
+ *             on an established entry that holds no current vouch; the
+ *             receiver's vakt_to_pod may write one (see "Vouching" below)
+ *     DEFER   the egress check of ep_id is still to be done, at the point
+ *             where the packet leaves (after DNAT and masquerade)
+ *     REPLY   reply of a flow that ep_id's egress admitted through NAT
+ *     VOUCH   (DEFER and REPLY both set) receiver ep_id's ingress entry for
+ *             this flow was current at the current generation: its
+ *             vakt_to_pod passes the packet without a lookup, if and only if
+ *             it runs on the veth that vouch was given for (map ep_veth)
  *
  * The default mask avoids kube-proxy's 0x4000 (masquerade) and 0x8000 (drop)
  * bits and Cilium's and Calico's low bits. Bits outside the mask are kept.
@@ -57,6 +65,8 @@
 #define VAKT_MARK_EP_MASK 0x3ffU
 #define VAKT_MARK_DEFER (1U << 10)
 #define VAKT_MARK_REPLY (1U << 11)
+#define VAKT_MARK_STATE (VAKT_MARK_DEFER | VAKT_MARK_REPLY)
+#define VAKT_MARK_VOUCH VAKT_MARK_STATE
 #define VAKT_MARK_DEFAULT_MASK 0x0fff0000U
 #define VAKT_MARK_DEFAULT_SHIFT 16
 
@@ -146,26 +156,55 @@ enum vakt_ct_state {
 
 struct vakt_ct_val {
 	__u64 last_ns; /* CLOCK_MONOTONIC ns (tick granular) of the last packet, bpf/ct.h ct_now() */
-	__u64 last_jiffies; /* jiffies when last_ns was stored; another value (0) makes the
-			     * next packet read the clock (bpf/ct.h ct_live()) */
+	__u32 last_jiffies; /* low 32 bits of jiffies when last_ns was stored; another
+			     * value makes the next packet read the clock (bpf/ct.h ct_live()) */
 	__u32 gen;     /* low 32 bits of state.gen the flow was admitted or last re-checked under */
 	__u32 rule;    /* rule reference of the admitting policy entry */
 	__u16 peer_ep; /* local endpoint at the other end of a NATed flow, 0 if none */
 	__u16 ep_id;   /* endpoint whose policy admitted the entry (0: node entries) */
+	__u16 vouch;   /* vakt_from_pod entries: receiver ep id | VAKT_CT_VOUCH_REPLY, 0: none */
+	__u16 vouch_gen; /* low 16 bits of the generation the vouch was given under */
 	__u8 state;    /* enum vakt_ct_state */
 	__u8 flags;    /* VAKT_CTF_* */
 	__u8 reason;   /* reason of the admission (POLICY_ALLOW, NOT_ISOLATED, ...) */
-	__u8 pad;
+	__u8 vouch_tick; /* VAKT_VOUCH_TICK(jiffies) when the vouch was given */
 };
 /*
  * 32 bytes: with the 44-byte key (48 aligned) and the kernel's 48-byte LRU
  * element header, an entry is 128 bytes, two cache lines, which is what an
  * established packet touches (a 136-byte entry straddles three). gen keeps
  * 32 bits: equal generations 2^32 bumps apart are not a concern; ep ids fit
- * 16 bits (VAKT_MAX_ENDPOINTS).
+ * 16 bits (VAKT_MAX_ENDPOINTS). last_jiffies keeps 32 bits: it is only ever
+ * compared for equality with the current tick.
  */
 _Static_assert(sizeof(struct vakt_ct_val) == 32, "a conntrack entry must stay two cache lines");
 _Static_assert(VAKT_MAX_ENDPOINTS <= 0x10000, "ep ids are 16 bits in conntrack values");
+
+/*
+ * Vouching: one conntrack lookup per packet between two local pods instead
+ * of two (docs/datapath.md, "Vouching"). The receiver's vakt_to_pod, when
+ * its own entry for a flow is current and the packet carries the sender's
+ * ASK mark, writes into the sender's vakt_from_pod entry of the same tuple
+ * that the receiver's ingress holds (vouch = receiver | REPLY bit if its
+ * entry is a reply entry, vouch_gen, vouch_tick). The sender's vakt_from_pod
+ * then marks the flow's packets VOUCH | receiver and counts them for the
+ * receiver, while the vouch is from the current generation and the current
+ * VAKT_VOUCH_TICK (so the receiver's entry sees a packet, and its idle timer
+ * a refresh, at least once a tick of 256 jiffies, 0.256-2.56 s). Packets
+ * that change TCP state (SYN, FIN, RST) and protocols other than TCP and
+ * UDP are never vouched for. Both pods' addresses must be bound to their
+ * veths (ep_ifindex), and the receiver's binding is copied to ep_veth[ep]
+ * with the generation: the mark is only honoured on that veth, at that
+ * generation.
+ */
+#define VAKT_CT_VOUCH_REPLY 0x8000
+#define VAKT_VOUCH_TICK(jiffies) ((__u8)((jiffies) >> 8))
+
+/* Map ep_veth (array, VAKT_MAX_ENDPOINTS; written by the datapath). */
+struct vakt_ep_veth {
+	__u32 ifindex; /* the pod's veth (host side), as its address binding said */
+	__u32 gen;     /* low 32 bits of state.gen when written */
+};
 
 /* Timeouts in seconds, per state and protocol (idle time since last_ns). */
 #define VAKT_CT_TIMEOUT_TCP_NEW 60

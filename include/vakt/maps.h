@@ -18,7 +18,7 @@
 
 #include <linux/types.h>
 
-#define VAKT_ABI_VERSION 2
+#define VAKT_ABI_VERSION 3
 
 /* Enforcement direction, always from the local endpoint's point of view. */
 #define VAKT_DIR_INGRESS 0 /* traffic to the pod: its ingress policy */

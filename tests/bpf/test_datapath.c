@@ -55,6 +55,7 @@
 
 static struct vakt_bpf *dp;
 static int veth_a_ifindex; /* a veth of this test's own network namespace */
+static int veth_b_ifindex; /* its peer: a second pod veth where a test needs two */
 
 static void setup_cluster(struct vakt_bpf *s)
 {
@@ -116,7 +117,8 @@ static int group_setup(void **state)
 		return -1;
 	}
 	veth_a_ifindex = (int)if_nametoindex("vkt-ds-a");
-	if (veth_a_ifindex <= 1) {
+	veth_b_ifindex = (int)if_nametoindex("vkt-ds-b");
+	if (veth_a_ifindex <= 1 || veth_b_ifindex <= 1) {
 		fprintf(stderr, "test_datapath: veth has no usable ifindex\n");
 		return -1;
 	}
@@ -140,7 +142,7 @@ static int group_teardown(void **state)
 static int test_setup(void **state)
 {
 	static const char *maps[] = { "ct", "frags", "counters", "policy", "cidr", "endpoints",
-				      "ipcache", "ep_addr", "ep_ifindex" };
+				      "ipcache", "ep_addr", "ep_ifindex", "ep_veth" };
 	size_t i;
 
 	(void)state;
@@ -835,7 +837,8 @@ static void test_service_replies_stop_naming_a_client_whose_egress_was_revoked(v
 	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
 	assert_int_equal(o.mark, 0);
 	o = expect(DP_FROM_POD, &b_reply, 0, EP_B, EG, VAKT_R_REPLY);
-	assert_int_equal(o.mark, 0);
+	/* a plain flow of B's now: the mark only asks C's point for a vouch */
+	assert_int_equal(o.mark, mk(EP_B));
 	/* so C's ingress (deny all) decides them */
 	expect(DP_TO_POD, &vip_reply, o.mark, EP_C, IN, VAKT_R_POLICY_DENIED);
 	/* C's request is refused now */
@@ -974,10 +977,15 @@ static void bind_addr(const char *addr, uint32_t ifindex)
 	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ep_ifindex"), &a, &ifindex, BPF_ANY), 0);
 }
 
-/* Runs vakt_from_pod as if the frame entered through interface ifindex. */
-static int run_from_ifindex(const struct pk_spec *s, int ifindex)
+/*
+ * Runs prog as if on interface ifindex (its ingress for vakt_from_pod, its
+ * egress for vakt_to_pod) with skb->mark mark_in; *mark_out (may be NULL)
+ * gets the mark on exit. Returns the program's return value.
+ */
+static int run_on(enum dp_prog prog, const struct pk_spec *s, int ifindex, uint32_t mark_in,
+		  uint32_t *mark_out)
 {
-	struct __sk_buff ctx = { .ifindex = (uint32_t)ifindex };
+	struct __sk_buff ctx = { .ifindex = (uint32_t)ifindex, .mark = mark_in };
 	uint8_t buf[PK_MAX], out[PK_MAX + 256];
 	size_t len = pk_build(s, buf, sizeof(buf));
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (uint32_t)len,
@@ -985,8 +993,16 @@ static int run_from_ifindex(const struct pk_spec *s, int ifindex)
 		    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx, .ctx_size_out = sizeof(ctx));
 
 	assert_true(len > 0);
-	assert_int_equal(bpf_prog_test_run_opts(dp_prog_fd(dp, DP_FROM_POD), &o), 0);
+	assert_int_equal(bpf_prog_test_run_opts(dp_prog_fd(dp, prog), &o), 0);
+	if (mark_out)
+		*mark_out = ctx.mark;
 	return (int)o.retval;
+}
+
+/* Runs vakt_from_pod as if the frame entered through interface ifindex. */
+static int run_from_ifindex(const struct pk_spec *s, int ifindex)
+{
+	return run_on(DP_FROM_POD, s, ifindex, 0, NULL);
 }
 
 struct spoof_row {
@@ -1102,6 +1118,210 @@ static void test_replaced_endpoint_never_inherits_conntrack(void **state)
 	assert_int_equal(packets(EP_B, IN, VAKT_R_REVOKED), 0);
 }
 
+/* ---- vouching: one conntrack lookup for a flow between two local pods ---- */
+
+/*
+ * A's address bound to veth a, B's to veth b: the setup in which the
+ * receiver's point vouches (include/vakt/datapath.h, "Vouching").
+ */
+static void bind_a_and_b(void)
+{
+	bind_addr("10.0.0.1", (uint32_t)veth_a_ifindex);
+	bind_addr("10.0.0.2", (uint32_t)veth_b_ifindex);
+}
+
+/*
+ * One packet across the node: the sender's vakt_from_pod on its veth, then
+ * the receiver's vakt_to_pod on its own with the mark the first one left.
+ * Returns the second verdict (VAKT_TC_DROP if the first one dropped);
+ * *mark (may be NULL) gets the mark in between.
+ */
+static int cross(const struct pk_spec *s, int from_if, int to_if, uint32_t *mark)
+{
+	uint32_t m = 0;
+	int ret = run_on(DP_FROM_POD, s, from_if, 0, &m);
+
+	if (mark)
+		*mark = m;
+	if (ret == VAKT_TC_DROP)
+		return VAKT_TC_DROP;
+	return run_on(DP_TO_POD, s, to_if, m, NULL);
+}
+
+/* A to B on TCP 80 (B's ingress admits A), handshake done: the flow is established at all four points. */
+static void a_to_b_established(uint16_t sport)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", sport, 80, PK_TCP_SYN);
+	struct pk_spec synack = tcp("10.0.0.2", "10.0.0.1", 80, sport, PK_TCP_SYN | PK_TCP_ACK);
+
+	assert_int_equal(cross(&syn, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(cross(&synack, veth_b_ifindex, veth_a_ifindex, NULL), VAKT_TC_PASS);
+}
+
+static void test_receiver_vouches_and_its_lookup_is_skipped(void **state)
+{
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 41000, 80, PK_TCP_ACK);
+	struct pk_spec back = tcp("10.0.0.2", "10.0.0.1", 80, 41000, PK_TCP_ACK);
+	uint64_t est, rep;
+	uint32_t m;
+
+	(void)state;
+	bind_a_and_b();
+	a_to_b_established(41000);
+	/* no vouch yet: A's point asks, B's point looks its entry up and counts */
+	est = packets(EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_A));
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), est + 1);
+	/* vouched: A's point marks and counts for B, B's point passes on the mark alone */
+	assert_int_equal(run_on(DP_FROM_POD, &ack, veth_a_ifindex, 0, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(VAKT_MARK_VOUCH | EP_B));
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), est + 2);
+	assert_int_equal(run_on(DP_TO_POD, &ack, veth_b_ifindex, m, NULL), VAKT_TC_PASS);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), est + 2);
+	/* the other way, B's reply entry vouches A's: counted as replies */
+	rep = packets(EP_A, IN, VAKT_R_REPLY);
+	assert_int_equal(cross(&back, veth_b_ifindex, veth_a_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_B));
+	assert_int_equal(cross(&back, veth_b_ifindex, veth_a_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(VAKT_MARK_VOUCH | EP_A));
+	assert_int_equal(packets(EP_A, IN, VAKT_R_REPLY), rep + 2);
+}
+
+/*
+ * A VOUCH mark decides only on the veth its vouch was given for and under
+ * the generation it was given in; anywhere else the receiver decides as if
+ * the packet were unmarked. The packet here (to B's port 81) is one B's
+ * ingress denies, so only the mark could pass it.
+ */
+static void test_vouch_counts_only_on_its_veth_and_generation(void **state)
+{
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 41100, 80, PK_TCP_ACK);
+	struct pk_spec to81 = tcp("10.0.0.1", "10.0.0.2", 41101, 81, PK_TCP_ACK);
+	struct pk_spec to_c = tcp("10.0.0.1", "10.0.0.3", 41102, 80, PK_TCP_ACK);
+	uint32_t vb = mk(VAKT_MARK_VOUCH | EP_B), denied;
+
+	(void)state;
+	bind_a_and_b();
+	a_to_b_established(41100);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	denied = (uint32_t)packets(EP_B, IN, VAKT_R_POLICY_DENIED);
+	/* what a vouch does: B's point no longer looks */
+	assert_int_equal(run_on(DP_TO_POD, &to81, veth_b_ifindex, vb, NULL), VAKT_TC_PASS);
+	/* on another veth, the vouch for B is no vouch */
+	assert_int_equal(run_on(DP_TO_POD, &to81, veth_a_ifindex, vb, NULL), VAKT_TC_DROP);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_POLICY_DENIED), denied + 1);
+	/* a vouch for a pod that was never vouched for anywhere */
+	assert_int_equal(run_on(DP_TO_POD, &to_c, veth_b_ifindex, mk(VAKT_MARK_VOUCH | EP_C), NULL),
+			 VAKT_TC_DROP);
+	/* the generation moves: B's veth takes no vouch given before */
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	assert_int_equal(run_on(DP_TO_POD, &to81, veth_b_ifindex, vb, NULL), VAKT_TC_DROP);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_POLICY_DENIED), denied + 2);
+}
+
+/* B's ingress stops admitting A: the vouched flow is cut at B's veth on the next packet. */
+static void test_revoking_the_receivers_ingress_cuts_a_vouched_flow(void **state)
+{
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 41200, 80, PK_TCP_ACK);
+	struct vakt_policy_key k = { .prefixlen = VAKT_PLEN_FULL, .policy = POL_B_IN, .peer = 256,
+				     .proto = IPPROTO_TCP, .port = htons(80) };
+	uint32_t m;
+
+	(void)state;
+	bind_a_and_b();
+	a_to_b_established(41200);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(VAKT_MARK_VOUCH | EP_B));
+	/* A's egress (not isolated) still admits the flow, B's ingress no longer does */
+	assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "policy"), &k), 0);
+	assert_int_equal(dp_set_gen(dp, 2), 0);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_DROP);
+	assert_int_equal(m & mk(VAKT_MARK_STATE), 0);
+	assert_int_equal(packets(EP_B, IN, VAKT_R_REVOKED), 1);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_DROP);
+	assert_int_equal(m, mk(EP_A));
+	assert_int_equal(packets(EP_B, IN, VAKT_R_POLICY_DENIED), 1);
+}
+
+/* The sender's entry of the flow A -> B:80 (sport) at A's veth. */
+static struct vakt_ct_key a_entry(uint16_t sport)
+{
+	return ct_key("10.0.0.1", "10.0.0.2", sport, 80, IPPROTO_TCP, (uint32_t)veth_a_ifindex,
+		      VAKT_DIR_EGRESS);
+}
+
+/*
+ * A vouch is used only while it is of the current generation and tick, and
+ * given only where both pods' addresses are bound to their veths: else the
+ * sender's point asks again and the receiver's point looks.
+ */
+static void test_sender_uses_only_a_current_vouch(void **state)
+{
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 41300, 80, PK_TCP_ACK);
+	struct vakt_ct_key k = a_entry(41300);
+	struct vakt_ct_val v;
+	uint32_t m;
+
+	(void)state;
+	bind_a_and_b();
+	a_to_b_established(41300);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(ct_get(&k, &v), 0);
+	assert_int_equal(v.vouch, EP_B);
+	/* a vouch left from another generation (one given while the entry was re-checked) */
+	v.vouch_gen = (uint16_t)(v.gen - 1);
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ct"), &k, &v, BPF_EXIST), 0);
+	assert_int_equal(run_on(DP_FROM_POD, &ack, veth_a_ifindex, 0, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_A));
+	/* a vouch from another tick: the receiver's entry has not seen the flow since */
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(ct_get(&k, &v), 0);
+	assert_int_equal(v.vouch_gen, (uint16_t)v.gen);
+	v.vouch_tick = (uint8_t)(v.vouch_tick + 1);
+	assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ct"), &k, &v, BPF_EXIST), 0);
+	assert_int_equal(run_on(DP_FROM_POD, &ack, veth_a_ifindex, 0, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_A));
+	/* B's address unbound: B's point never vouches */
+	assert_int_equal(dp_clear_map(dp, "ct"), 0);
+	assert_int_equal(dp_clear_map(dp, "ep_ifindex"), 0);
+	bind_addr("10.0.0.1", (uint32_t)veth_a_ifindex);
+	a_to_b_established(41300);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+		assert_int_equal(m, mk(EP_A));
+	}
+}
+
+/*
+ * FIN and RST move the receiver's entry: they are never vouched for, so
+ * both points see them and the flow closes at both.
+ */
+static void test_packets_that_move_tcp_state_are_never_vouched(void **state)
+{
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 41400, 80, PK_TCP_ACK);
+	struct pk_spec fin = tcp("10.0.0.1", "10.0.0.2", 41400, 80, PK_TCP_FIN | PK_TCP_ACK);
+	struct pk_spec rst = tcp("10.0.0.2", "10.0.0.1", 80, 41400, PK_TCP_RST);
+	struct vakt_ct_key kb = ct_key("10.0.0.1", "10.0.0.2", 41400, 80, IPPROTO_TCP,
+				       (uint32_t)veth_b_ifindex, VAKT_DIR_INGRESS);
+	struct vakt_ct_val v;
+	uint32_t m;
+
+	(void)state;
+	bind_a_and_b();
+	a_to_b_established(41400);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(cross(&fin, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, 0);
+	assert_int_equal(ct_get(&kb, &v), 0);
+	assert_true(v.flags & VAKT_CTF_FIN);
+	assert_int_equal(cross(&rst, veth_b_ifindex, veth_a_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, 0);
+	assert_int_equal(ct_get(&kb, &v), 0);
+	assert_int_equal(v.state, VAKT_CT_CLOSING);
+}
+
 /*
  * An established packet is decided by its conntrack entry alone while the
  * generation holds (the one-lookup fast path): the endpoint record is not
@@ -1206,6 +1426,11 @@ int main(void)
 		T(test_established_packets_skip_the_endpoint_lookup),
 		T(test_established_packets_the_fast_parser_refuses_use_conntrack),
 		T(test_established_service_flows_skip_the_endpoint_lookups),
+		T(test_receiver_vouches_and_its_lookup_is_skipped),
+		T(test_vouch_counts_only_on_its_veth_and_generation),
+		T(test_revoking_the_receivers_ingress_cuts_a_vouched_flow),
+		T(test_sender_uses_only_a_current_vouch),
+		T(test_packets_that_move_tcp_state_are_never_vouched),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -19,6 +19,13 @@
   netpod.py stream IP PORT SECONDS
       One TCP connection held for SECONDS, a line sent and echoed every
       20 ms; prints "sent N echoed M maxgap_ms G".
+  netpod.py udpsend IP PORT SECONDS
+      One-way UDP: a 64-byte datagram every 10 ms for SECONDS; prints
+      "sent N".
+  netpod.py udpsink PORT SECONDS
+      Counts datagrams arriving on UDP PORT for SECONDS (prints "ready"
+      first); prints "received N last T", T the wall-clock time
+      (time.time()) of the last one, 0 if none.
 Standard library only.
 """
 
@@ -263,6 +270,38 @@ def stream(ip, port, seconds):
     print("sent %d echoed %d maxgap_ms %.0f" % (sent, echoed, maxgap * 1e3))
 
 
+def udpsend(ip, port, seconds):
+    s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    t0 = time.monotonic()
+    sent = 0
+    while time.monotonic() - t0 < seconds:
+        try:
+            s.sendto(b"x" * 64, (ip, port))
+            sent += 1
+        except OSError:
+            pass
+        time.sleep(0.01)
+    print("sent %d" % sent)
+
+
+def udpsink(port, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.05)
+    print("ready", flush=True)
+    t0 = time.monotonic()
+    received = 0
+    last = 0.0
+    while time.monotonic() - t0 < seconds:
+        try:
+            s.recv(2048)
+        except socket.timeout:
+            continue
+        received += 1
+        last = time.time()
+    print("received %d last %.3f" % (received, last))
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "serve":
         serve(argv[2], [int(p) for p in argv[3:]])
@@ -274,6 +313,10 @@ def main(argv):
         echo(int(argv[2]))
     elif len(argv) == 5 and argv[1] == "stream":
         stream(argv[2], int(argv[3]), float(argv[4]))
+    elif len(argv) == 5 and argv[1] == "udpsend":
+        udpsend(argv[2], int(argv[3]), float(argv[4]))
+    elif len(argv) == 4 and argv[1] == "udpsink":
+        udpsink(int(argv[2]), float(argv[3]))
     else:
         print(__doc__, file=sys.stderr)
         return 2
