@@ -463,6 +463,19 @@ static __always_inline int finish(struct __sk_buff *skb, const struct pkt *p, __
 	return VAKT_TC_DROP;
 }
 
+/*
+ * A packet conntrack let through (ESTABLISHED or REPLY, never a drop): the
+ * established paths use this, not finish(), so that the drop-event code
+ * stays out of the programs' hot JITed image (docs/datapath.md,
+ * Performance, "Where the code lands").
+ */
+static __always_inline int pass(const struct __sk_buff *skb, __u32 ep_id, __u32 dir,
+				__u32 reason)
+{
+	count(ep_id, dir, reason, skb->len);
+	return VAKT_TC_PASS;
+}
+
 /* Packets the parser could not take as pod IP traffic. */
 static __always_inline int finish_unparsed(struct __sk_buff *skb, struct pkt *p, int kind,
 					   __u32 dir)
@@ -521,6 +534,33 @@ static __always_inline int spoofed(const struct __sk_buff *skb, const struct vak
 }
 
 /*
+ * ct_advance() for ct_fast(), in two parts: what nearly every established
+ * packet needs (TCP without SYN, FIN or RST moves NEW to EST at most; UDP
+ * and ICMP move nothing) inline, and the rest (handshakes, closes, SCTP)
+ * out of line. Inline, the closing code's twin-entry lookups took most of
+ * the programs' JITed size (docs/datapath.md, Performance, "Where the code
+ * lands"). ct_moves() returns 1 if ct_advance_out() must see the packet.
+ */
+static __always_inline int ct_moves(struct vakt_ct_val *v, const struct pkt *p)
+{
+	if (p->k.proto == IPPROTO_SCTP)
+		return 1;
+	if (p->k.proto != IPPROTO_TCP)
+		return 0;
+	if (p->tcp_flags & (VAKT_TCP_SYN | VAKT_TCP_FIN | VAKT_TCP_RST))
+		return 1;
+	if (v->state == VAKT_CT_NEW)
+		v->state = VAKT_CT_EST;
+	return 0;
+}
+
+static __noinline int ct_advance_out(const struct vakt_ct_key *k, struct vakt_ct_val *v,
+				     const struct pkt *p)
+{
+	return ct_advance(k, v, p);
+}
+
+/*
  * ct_fast - an established packet at a veth point, decided by its conntrack
  * entry at (skb->ifindex, dir) before any other lookup. Taken only where
  * point_check() would decide the same from the same entry: a packet that is
@@ -559,7 +599,7 @@ static __always_inline int ct_fast_at(struct pkt *p, __u32 scope, __u32 dir, int
 		*out = v;
 		return R_DEFER;
 	}
-	if (ct_advance(&p->k, v, p))
+	if (ct_moves(v, p) && ct_advance_out(&p->k, v, p))
 		return -1;
 	ct_touch(v, now, j);
 	*out = v;
@@ -617,8 +657,8 @@ static __always_inline int from_pod_est(struct __sk_buff *skb, const struct pkt 
 	__u32 rcv = v->vouch & VAKT_MARK_EP_MASK, rr;
 
 	if (v->peer_ep)
-		return from_pod_pass(skb, p, v->ep_id, v->peer_ep, reason);
-	if (vouchable(p)) {
+		mark_set(skb, VAKT_MARK_REPLY | (v->peer_ep & VAKT_MARK_EP_MASK));
+	else if (vouchable(p)) {
 		if (rcv && v->vouch_gen == (__u16)v->gen &&
 		    v->vouch_tick == VAKT_VOUCH_TICK(v->last_jiffies)) {
 			mark_set(skb, VAKT_MARK_VOUCH | rcv);
@@ -628,7 +668,7 @@ static __always_inline int from_pod_est(struct __sk_buff *skb, const struct pkt 
 			mark_set(skb, v->ep_id & VAKT_MARK_EP_MASK);
 		}
 	}
-	return finish(skb, p, v->ep_id, VAKT_DIR_EGRESS, reason);
+	return pass(skb, v->ep_id, VAKT_DIR_EGRESS, reason);
 }
 
 /*
@@ -720,7 +760,7 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 		if (kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
 			r = ct_fast(skb, p, VAKT_DIR_INGRESS, 0, &v);
 			if (r >= 0 && v)
-				return finish(skb, p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+				return pass(skb, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
 		}
 	}
 	if (kind != PK_IP && kind != PK_BAD_L4)
@@ -758,6 +798,20 @@ static __always_inline int to_pod_slow(struct __sk_buff *skb, __u32 m, int ct_tr
 	    vakt_deferred_egress(skb, m & VAKT_MARK_EP_MASK, 0) == VAKT_TC_DROP)
 		return VAKT_TC_DROP;
 	return vakt_to_pod_full(skb, ct_tried);
+}
+
+/*
+ * to_pod: the deferred entry of sender src (a flow through a Service) takes
+ * the packet: returns its reason, or -1. Out of line: its own conntrack
+ * step would double the size of vakt_to_pod's image, and only Service
+ * flows need it.
+ */
+static __noinline int deferred_fast(struct pkt *p, __u32 src)
+{
+	struct vakt_ct_val *dv = 0;
+	int rd = ct_fast_at(p, VAKT_CT_SCOPE_EP(src), VAKT_DIR_EGRESS, 0, &dv);
+
+	return rd < 0 || !dv || dv->ep_id != src ? -1 : rd;
 }
 
 /*
@@ -815,7 +869,7 @@ static __noinline void vouch_back(const struct __sk_buff *skb, const struct pkt 
 SEC("tc")
 int vakt_to_pod(struct __sk_buff *skb)
 {
-	struct vakt_ct_val *v = 0, *dv = 0;
+	struct vakt_ct_val *v = 0;
 	const struct vakt_ep_val *ep;
 	struct pkt p = {};
 	__u32 m = mark_get(skb), src;
@@ -834,17 +888,17 @@ int vakt_to_pod(struct __sk_buff *skb)
 		return to_pod_slow(skb, m, 0);
 	/* Through a Service: the sender's deferred egress check rides on this packet. */
 	if (m & VAKT_MARK_DEFER) {
-		rd = ct_fast_at(&p, VAKT_CT_SCOPE_EP(src), VAKT_DIR_EGRESS, 0, &dv);
-		if (rd < 0 || !dv || dv->ep_id != src)
+		rd = deferred_fast(&p, src);
+		if (rd < 0)
 			return to_pod_slow(skb, m, 0);
 	}
 	r = ct_fast(skb, &p, VAKT_DIR_INGRESS, 0, &v);
 	if (r >= 0 && v) {
-		if (dv)
+		if (m & VAKT_MARK_DEFER)
 			count(src, VAKT_DIR_EGRESS, (__u32)rd, skb->len);
 		else if (!(m & VAKT_MARK_STATE) && src && vouchable(&p))
 			vouch_back(skb, &p, v, src);
-		return finish(skb, &p, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+		return pass(skb, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
 	}
 	/*
 	 * The reply of a Service flow, which this pod's conntrack knows under
@@ -854,7 +908,7 @@ int vakt_to_pod(struct __sk_buff *skb)
 	if (r == CT_FAST_NONE && (m & VAKT_MARK_STATE) == VAKT_MARK_REPLY) {
 		ep = bpf_map_lookup_elem(&endpoints, &p.k.daddr);
 		if (ep && ep->ep_id == src && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
-			return finish(skb, &p, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
+			return pass(skb, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
 	}
 	return to_pod_slow(skb, m, 1);
 }
