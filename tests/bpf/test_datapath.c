@@ -1188,6 +1188,28 @@ static void test_receiver_vouches_and_its_lookup_is_skipped(void **state)
 	assert_int_equal(packets(EP_A, IN, VAKT_R_REPLY), rep + 2);
 }
 
+/* The same for IPv6: the bindings and the conntrack key are family-blind. */
+static void test_ipv6_flows_are_vouched_too(void **state)
+{
+	struct pk_spec syn = tcp("fd00::1", "fd00::2", 41050, 80, PK_TCP_SYN);
+	struct pk_spec synack = tcp("fd00::2", "fd00::1", 80, 41050, PK_TCP_SYN | PK_TCP_ACK);
+	struct pk_spec ack = tcp("fd00::1", "fd00::2", 41050, 80, PK_TCP_ACK);
+	uint64_t est;
+	uint32_t m;
+
+	(void)state;
+	bind_addr("fd00::1", (uint32_t)veth_a_ifindex);
+	bind_addr("fd00::2", (uint32_t)veth_b_ifindex);
+	assert_int_equal(cross(&syn, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(cross(&synack, veth_b_ifindex, veth_a_ifindex, NULL), VAKT_TC_PASS);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_A));
+	est = packets(EP_B, IN, VAKT_R_ESTABLISHED);
+	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(VAKT_MARK_VOUCH | EP_B));
+	assert_int_equal(packets(EP_B, IN, VAKT_R_ESTABLISHED), est + 1);
+}
+
 /*
  * A VOUCH mark decides only on the veth its vouch was given for and under
  * the generation it was given in; anywhere else the receiver decides as if
@@ -1427,6 +1449,7 @@ int main(void)
 		T(test_established_packets_the_fast_parser_refuses_use_conntrack),
 		T(test_established_service_flows_skip_the_endpoint_lookups),
 		T(test_receiver_vouches_and_its_lookup_is_skipped),
+		T(test_ipv6_flows_are_vouched_too),
 		T(test_vouch_counts_only_on_its_veth_and_generation),
 		T(test_revoking_the_receivers_ingress_cuts_a_vouched_flow),
 		T(test_sender_uses_only_a_current_vouch),
