@@ -1120,14 +1120,48 @@ static void test_replaced_endpoint_never_inherits_conntrack(void **state)
 
 /* ---- vouching: one conntrack lookup for a flow between two local pods ---- */
 
+static uint64_t read_jiffies(void)
+{
+	FILE *f = fopen("/proc/timer_list", "r");
+	unsigned long long j = 0;
+	char line[256];
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "jiffies: %llu", &j) == 1)
+			break;
+	fclose(f);
+	assert_true(j != 0);
+	return j;
+}
+
+/*
+ * A vouch lasts to the end of the tick it was given in (VAKT_VOUCH_TICK,
+ * 256 jiffies). The sequences below take microseconds; started in the first
+ * half of a tick, no tick boundary can fall between a vouch and its use.
+ */
+static void early_in_a_tick(void)
+{
+	struct timespec pause = { .tv_nsec = 2000000 };
+
+	for (int i = 0; i < 2000; i++) {
+		if ((read_jiffies() & 255) < 128)
+			return;
+		nanosleep(&pause, NULL);
+	}
+	fail_msg("jiffies did not reach the first half of a tick in 4 s");
+}
+
 /*
  * A's address bound to veth a, B's to veth b: the setup in which the
- * receiver's point vouches (include/vakt/datapath.h, "Vouching").
+ * receiver's point vouches (include/vakt/datapath.h, "Vouching"), early in
+ * a tick.
  */
 static void bind_a_and_b(void)
 {
 	bind_addr("10.0.0.1", (uint32_t)veth_a_ifindex);
 	bind_addr("10.0.0.2", (uint32_t)veth_b_ifindex);
+	early_in_a_tick();
 }
 
 /*
@@ -1200,6 +1234,7 @@ static void test_ipv6_flows_are_vouched_too(void **state)
 	(void)state;
 	bind_addr("fd00::1", (uint32_t)veth_a_ifindex);
 	bind_addr("fd00::2", (uint32_t)veth_b_ifindex);
+	early_in_a_tick();
 	assert_int_equal(cross(&syn, veth_a_ifindex, veth_b_ifindex, NULL), VAKT_TC_PASS);
 	assert_int_equal(cross(&synack, veth_b_ifindex, veth_a_ifindex, NULL), VAKT_TC_PASS);
 	assert_int_equal(cross(&ack, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
