@@ -23,6 +23,9 @@
 # sysctl and removes namespaces, pins and processes on any exit.
 # Needs root. Runtime: about three minutes with defaults.
 #   BUILD=build SECS=1 ROUNDS=7 bench/bench_live_stats.sh
+# THROWAWAY=1 first sets up one more vaktd topology that is never measured,
+# so that no measured instance is the first vaktd loaded in the run (the
+# load-order effect: docs/benchmarks.md).
 set -euo pipefail
 SECS=${SECS:-1}
 ROUNDS=${ROUNDS:-7}
@@ -98,6 +101,11 @@ CFGS=(none none-b empty vakt vakt-b nftables iptables)
 declare -A WANT FROM_ID TO_ID
 echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds;" \
 	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU; bpf_stats_enabled was $STATS_SAVED"
+if [ "${THROWAWAY:-0}" = 1 ]; then
+	bl_topo throwaway
+	bl_vaktd throwaway "$OBJ"
+	echo "  a throwaway vaktd was loaded first (THROWAWAY=1)"
+fi
 for cfg in "${CFGS[@]}"; do
 	bl_topo "$cfg"
 	node=$(bl_node "$cfg")
