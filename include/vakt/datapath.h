@@ -195,7 +195,10 @@ _Static_assert(VAKT_MAX_ENDPOINTS <= 0x10000, "ep ids are 16 bits in conntrack v
  * UDP are never vouched for. Both pods' addresses must be bound to their
  * veths (ep_ifindex), and the receiver's binding is copied to ep_veth[ep]
  * with the generation: the mark is only honoured on that veth, at that
- * generation.
+ * generation. The tick is 8 bits: a flow idle exactly 65536 jiffies (65.5 s
+ * or more) finds its old vouch current again, which can only delay the
+ * refresh of the receiver's entry by a tick (the generation must match all
+ * the same; UDP and ICMP entries have expired at the sender by then).
  */
 #define VAKT_CT_VOUCH_REPLY 0x8000
 #define VAKT_VOUCH_TICK(jiffies) ((__u8)((jiffies) >> 8))
