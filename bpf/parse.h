@@ -345,8 +345,11 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
  * IPv4 without options or IPv6 without extension headers, no fragment, TCP
  * or UDP. It fills p exactly as the general parser below would, and returns
  * 0 when the packet is anything else (or its headers are not all linear):
- * then the general parser decides. Kept to one bounds check per family so
- * that the verifier explores one extra path, not one per header.
+ * then the general parser decides. One bounds check per family covers the
+ * IP header and the 8 bytes every L4 header here has (a UDP header), one
+ * more the first 14 bytes of a TCP header, so that the verifier explores a
+ * few extra paths, not one per header; a UDP datagram with a payload of
+ * under 6 bytes (which a single 14-byte check refused) stays on this path.
  */
 static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 {
@@ -361,8 +364,7 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
-		/* ports, seq, ack, data offset, flags: the TCP header's first 14 bytes */
-		if ((void *)(ip + 1) + 14 > data_end)
+		if ((void *)(ip + 1) + 8 > data_end)
 			return 0;
 		if (*(__u8 *)ip != 0x45 || (ip->frag_off & bpf_htons(VAKT_IP_MF | VAKT_IP_OFFSET)))
 			return 0;
@@ -378,7 +380,7 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-		if ((void *)(ip6 + 1) + 14 > data_end)
+		if ((void *)(ip6 + 1) + 8 > data_end)
 			return 0;
 		if (ip6->version != 6 || ip6->payload_len == 0)
 			return 0;
@@ -397,6 +399,9 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	if (p->k.proto == IPPROTO_TCP) {
+		/* ports, seq, ack, data offset, flags: the TCP header's first 14 bytes */
+		if ((void *)(th + 14) > data_end)
+			return 0;
 		need = (__u32)(th[12] >> 4) * 4;
 		if (need < 20 || l4 + need > end)
 			return 0;

@@ -1246,6 +1246,26 @@ static void test_ipv6_flows_are_vouched_too(void **state)
 }
 
 /*
+ * A UDP datagram with a 1-byte payload, in a frame a veth leaves unpadded,
+ * ends before a TCP header's first 14 bytes would: it still takes the
+ * in-place parser, and with it the vouch.
+ */
+static void test_tiny_udp_datagrams_are_vouched_too(void **state)
+{
+	struct pk_spec d = { .src = "10.0.0.1", .dst = "10.0.0.2", .proto = IPPROTO_UDP,
+			     .sport = 41060, .dport = 5000, .payload = 1, .no_pad = 1 };
+	uint32_t m;
+
+	(void)state;
+	bind_a_and_b();
+	assert_int_equal(cross(&d, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(cross(&d, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(EP_A));
+	assert_int_equal(cross(&d, veth_a_ifindex, veth_b_ifindex, &m), VAKT_TC_PASS);
+	assert_int_equal(m, mk(VAKT_MARK_VOUCH | EP_B));
+}
+
+/*
  * A VOUCH mark decides only on the veth its vouch was given for and under
  * the generation it was given in; anywhere else the receiver decides as if
  * the packet were unmarked. The packet here (to B's port 81) is one B's
@@ -1485,6 +1505,7 @@ int main(void)
 		T(test_established_service_flows_skip_the_endpoint_lookups),
 		T(test_receiver_vouches_and_its_lookup_is_skipped),
 		T(test_ipv6_flows_are_vouched_too),
+		T(test_tiny_udp_datagrams_are_vouched_too),
 		T(test_vouch_counts_only_on_its_veth_and_generation),
 		T(test_revoking_the_receivers_ingress_cuts_a_vouched_flow),
 		T(test_sender_uses_only_a_current_vouch),

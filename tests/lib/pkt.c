@@ -223,7 +223,7 @@ size_t pk_build(const struct pk_spec *s, uint8_t *buf, size_t cap)
 	if (!n)
 		return 0;
 	/* Ethernet's minimum frame: pad short packets like a NIC would. */
-	if (off + n < 60 && cap >= 60) {
+	if (!s->no_pad && off + n < 60 && cap >= 60) {
 		memset(buf + off + n, 0, 60 - off - n);
 		return 60;
 	}

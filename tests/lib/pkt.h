@@ -37,6 +37,7 @@ struct pk_spec {
 	uint16_t payload;      /* L4 payload bytes (zeros) */
 	int vlan;              /* add an 802.1Q tag */
 	int v6_ext;            /* IPv6: hop-by-hop and destination options headers */
+	int no_pad;            /* no padding to Ethernet's 60-byte minimum (a veth does not pad) */
 	const struct pk_spec *inner; /* ICMP error: the quoted packet */
 };
 
