@@ -139,6 +139,15 @@ static __always_inline __u8 ct_initial_state(const struct pkt *p)
 	return VAKT_CT_EST;
 }
 
+/*
+ * A TCP packet whose flags can move an entry beyond NEW -> EST (SYN, FIN,
+ * RST): ct_advance() has more to do than that step.
+ */
+static __always_inline int tcp_moves_state(const struct pkt *p)
+{
+	return p->tcp_flags & (VAKT_TCP_SYN | VAKT_TCP_FIN | VAKT_TCP_RST);
+}
+
 /* A packet that opens a connection: TCP SYN without ACK, SCTP INIT. */
 static __always_inline int pkt_opens(const struct pkt *p)
 {

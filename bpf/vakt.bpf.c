@@ -547,7 +547,7 @@ static __always_inline int ct_moves(struct vakt_ct_val *v, const struct pkt *p)
 		return 1;
 	if (p->k.proto != IPPROTO_TCP)
 		return 0;
-	if (p->tcp_flags & (VAKT_TCP_SYN | VAKT_TCP_FIN | VAKT_TCP_RST))
+	if (tcp_moves_state(p))
 		return 1;
 	if (v->state == VAKT_CT_NEW)
 		v->state = VAKT_CT_EST;
@@ -641,7 +641,7 @@ static __always_inline int from_pod_pass(struct __sk_buff *skb, const struct pkt
 static __always_inline int vouchable(const struct pkt *p)
 {
 	if (p->k.proto == IPPROTO_TCP)
-		return !(p->tcp_flags & (VAKT_TCP_SYN | VAKT_TCP_FIN | VAKT_TCP_RST));
+		return !tcp_moves_state(p);
 	return p->k.proto == IPPROTO_UDP;
 }
 
