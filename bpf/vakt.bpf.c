@@ -742,7 +742,7 @@ int vakt_from_pod(struct __sk_buff *skb)
 	return vakt_from_pod_full(skb, 1);
 }
 
-/* See vakt_from_pod_full(). */
+/* See vakt_from_pod_full(). vakt_to_pod has cleared any VOUCH mark by now. */
 __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 {
 	struct point_opts o = {};
@@ -752,9 +752,6 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 	__u32 reason, ep_id, m = mark_get(skb);
 	int kind, r;
 
-	/* vakt_to_pod clears a vouch it does not honour; never read one as DEFER | REPLY. */
-	if ((m & VAKT_MARK_STATE) == VAKT_MARK_VOUCH)
-		m = 0;
 	kind = parse(skb, p);
 	if (!ct_tried) {
 		if (kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
