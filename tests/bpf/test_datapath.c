@@ -985,18 +985,13 @@ static void bind_addr(const char *addr, uint32_t ifindex)
 static int run_on(enum dp_prog prog, const struct pk_spec *s, int ifindex, uint32_t mark_in,
 		  uint32_t *mark_out)
 {
-	struct __sk_buff ctx = { .ifindex = (uint32_t)ifindex, .mark = mark_in };
-	uint8_t buf[PK_MAX], out[PK_MAX + 256];
+	uint8_t buf[PK_MAX];
 	size_t len = pk_build(s, buf, sizeof(buf));
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (uint32_t)len,
-		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx, .ctx_size_out = sizeof(ctx));
+	int ret;
 
 	assert_true(len > 0);
-	assert_int_equal(bpf_prog_test_run_opts(dp_prog_fd(dp, prog), &o), 0);
-	if (mark_out)
-		*mark_out = ctx.mark;
-	return (int)o.retval;
+	assert_int_equal(dp_run_at(dp, prog, ifindex, buf, len, mark_in, mark_out, &ret), 0);
+	return ret;
 }
 
 /* Runs vakt_from_pod as if the frame entered through interface ifindex. */

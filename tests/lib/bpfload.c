@@ -87,10 +87,11 @@ int dp_prog_fd(struct vakt_bpf *skel, enum dp_prog prog)
 	return -EINVAL;
 }
 
-int dp_run_fd(int prog_fd, const void *frame, size_t len, uint32_t repeat, uint32_t mark_in,
-	      uint32_t *mark_out, int *ret, uint32_t *ns_per_run)
+/* ifindex 0: the kernel's default for BPF_PROG_TEST_RUN, the loopback device. */
+static int run_ctx(int prog_fd, const void *frame, size_t len, uint32_t repeat, int ifindex,
+		   uint32_t mark_in, uint32_t *mark_out, int *ret, uint32_t *ns_per_run)
 {
-	struct __sk_buff ctx = { .mark = mark_in };
+	struct __sk_buff ctx = { .mark = mark_in, .ifindex = (uint32_t)ifindex };
 	uint8_t out[PK_MAX + 256];
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
 		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
@@ -111,6 +112,19 @@ int dp_run_fd(int prog_fd, const void *frame, size_t len, uint32_t repeat, uint3
 	if (ns_per_run)
 		*ns_per_run = o.duration;
 	return 0;
+}
+
+int dp_run_fd(int prog_fd, const void *frame, size_t len, uint32_t repeat, uint32_t mark_in,
+	      uint32_t *mark_out, int *ret, uint32_t *ns_per_run)
+{
+	return run_ctx(prog_fd, frame, len, repeat, 0, mark_in, mark_out, ret, ns_per_run);
+}
+
+int dp_run_at(struct vakt_bpf *skel, enum dp_prog prog, int ifindex, const void *frame,
+	      size_t len, uint32_t mark_in, uint32_t *mark_out, int *ret)
+{
+	return run_ctx(dp_prog_fd(skel, prog), frame, len, 1, ifindex, mark_in, mark_out, ret,
+		       NULL);
 }
 
 int dp_run(struct vakt_bpf *skel, enum dp_prog prog, const void *frame, size_t len,

@@ -39,6 +39,9 @@ int dp_prog_fd(struct vakt_bpf *skel, enum dp_prog prog);
  */
 int dp_run(struct vakt_bpf *skel, enum dp_prog prog, const void *frame, size_t len,
 	   uint32_t mark_in, uint32_t *mark_out, int *ret);
+/* dp_run as if on interface ifindex (a device of the caller's network namespace). */
+int dp_run_at(struct vakt_bpf *skel, enum dp_prog prog, int ifindex, const void *frame,
+	      size_t len, uint32_t mark_in, uint32_t *mark_out, int *ret);
 int dp_run_repeat(struct vakt_bpf *skel, enum dp_prog prog, const void *frame, size_t len,
 		  uint32_t repeat, uint32_t *ns_per_run);
 /* Runs an arbitrary program fd (the benchmarks' empty reference program). */
