@@ -9,7 +9,7 @@
 # this tree for B. Why several instances: two vaktd instances of the same
 # build, each in its own topology, measured 40-50 ns per program run apart
 # on the development VM (where the JIT put each instance's programs:
-# docs/datapath.md, "Instances differ"), as much as the changes being
+# docs/datapath.md, "Where the image lands"), as much as the changes being
 # compared, so one instance per build would compare draws. Each build gets INSTANCES
 # topologies (bench/live_lib.sh), created alternately (A B A B ...) after a
 # discarded first one; every round measures every instance once, in a
@@ -54,6 +54,7 @@ setup() {
 	VAKTD=$dir/build/vaktd bl_vaktd "$cfg" "$OBJ"
 	FROM[$cfg]=$(bl_link_prog "$cfg" vcli ingress)
 	TO[$cfg]=$(bl_link_prog "$cfg" vcli egress)
+	bl_jit_where "$cfg" "${FROM[$cfg]}" "${TO[$cfg]}"
 }
 setup first "$DIR_A"
 for ((i = 1; i <= INSTANCES; i++)); do

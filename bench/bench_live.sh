@@ -15,12 +15,17 @@
 # denied port is unreachable) and that no stray process runs. Reported per
 # configuration: median and range of the raw figures, and of the ratio to
 # the no-program figure of the same round. Also: how long a new veth waits
-# for its programs. Needs root. Runtime: about three minutes with defaults.
+# for its programs. Before every measured round each vaktd is restarted
+# with its programs at a new, random JIT address (bl_redraw; REDRAW=0
+# keeps the first load): the same programs cost different amounts at
+# different addresses (docs/datapath.md, "Where the image lands"), so the
+# medians are over addresses. Needs root. Runtime: about three minutes.
 #   BUILD=build SECS=1 ROUNDS=5 SIZES="10 1000 10000" bench/bench_live.sh
 set -euo pipefail
 SECS=${SECS:-1}
 ROUNDS=${ROUNDS:-5}
 SIZES=${SIZES:-"10 1000 10000"}
+REDRAW=${REDRAW:-1}
 BL_NAME=bench_live BL_TAG=blive
 # shellcheck source=live_lib.sh
 . "$(dirname "$0")/live_lib.sh"
@@ -72,7 +77,7 @@ iptables_rules() {
 CFGS=(none none-b)
 for n in $SIZES; do CFGS+=("vakt-$n" "iptables-$n"); done
 declare -A WANT
-echo "bench_live: ${SECS}s per figure, $ROUNDS interleaved rounds, sizes: $SIZES;" \
+echo "bench_live: ${SECS}s per figure, $ROUNDS interleaved rounds, REDRAW=$REDRAW, sizes: $SIZES;" \
 	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU"
 for cfg in "${CFGS[@]}"; do
 	bl_topo "$cfg"
@@ -123,6 +128,11 @@ measure() {
 # Round 0 warms caches, conntrack tables, the programs' maps and the CPU
 # frequency up; its figures are dropped.
 for ((r = 0; r <= ROUNDS; r++)); do
+	for cfg in "${CFGS[@]}"; do
+		[[ $cfg == vakt-* ]] || continue
+		((r > 0)) && [ "$REDRAW" = 1 ] && bl_redraw "$cfg" "$BL_WORK/$cfg-objects"
+		bl_jit_where "$cfg" "$(bl_link_prog "$cfg" vcli ingress)" "$(bl_link_prog "$cfg" vcli egress)"
+	done
 	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
 	for m in gbps rr crr; do
 		for cfg in "${order[@]}"; do measure "$r" "$m" "$cfg"; done

@@ -23,12 +23,19 @@
 # sysctl and removes namespaces, pins and processes on any exit.
 # Needs root. Runtime: about three minutes with defaults.
 #   BUILD=build SECS=1 ROUNDS=7 bench/bench_live_stats.sh
-# THROWAWAY=1 first sets up one more vaktd topology that is never measured,
-# so that no measured instance is the first vaktd loaded in the run (the
-# load-order effect: docs/benchmarks.md).
+# Before every measured round both vakt instances are restarted with their
+# programs at a new, random JIT address (bl_redraw: the same programs cost
+# different amounts at different addresses, docs/datapath.md, "Where the
+# image lands"), so the medians are over addresses, not one load's draw;
+# REDRAW=0 keeps the first load throughout.
+# THROWAWAY=1 first sets up one more vaktd topology that is never measured
+# and keeps it running, so that its programs take the addresses the first
+# vaktd of a run gets (slow ones on the development VM: docs/datapath.md,
+# "Where the image lands") and the measured instances land after them.
 set -euo pipefail
 SECS=${SECS:-1}
 ROUNDS=${ROUNDS:-7}
+REDRAW=${REDRAW:-1}
 BL_NAME=bench_live_stats BL_TAG=bstat
 # shellcheck source=live_lib.sh
 . "$(dirname "$0")/live_lib.sh"
@@ -94,12 +101,18 @@ PY
 
 # vakt-b: a second, identical vaktd in its own topology. Two instances of
 # the same build measured 40-50 ns per run apart here (where the JIT put
-# each program: reloading the programs of the slow one, maps kept, moves
-# it; docs/datapath.md, "Instances differ"), so one instance's ns/run is
-# one draw: the pair shows the spread.
+# each program: docs/datapath.md, "Where the image lands"; each instance's
+# addresses are printed), so one instance's ns/run is one draw: the pair
+# shows the spread.
 CFGS=(none none-b empty vakt vakt-b nftables iptables)
 declare -A WANT FROM_ID TO_ID
-echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds;" \
+# vakt_ids CFG: the programs of CFG's vaktd now, and where they landed.
+vakt_ids() {
+	FROM_ID[$1]=$(bl_link_prog "$1" vcli ingress)
+	TO_ID[$1]=$(bl_link_prog "$1" vcli egress)
+	bl_jit_where "$1" "${FROM_ID[$1]}" "${TO_ID[$1]}"
+}
+echo "bench_live_stats: ${SECS}s per run, $ROUNDS interleaved rounds, REDRAW=$REDRAW;" \
 	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU; bpf_stats_enabled was $STATS_SAVED"
 if [ "${THROWAWAY:-0}" = 1 ]; then
 	bl_topo throwaway
@@ -128,8 +141,7 @@ for cfg in "${CFGS[@]}"; do
 				[ -e "$pins/$(bl_ifidx "$cfg" $i)-$h" ] || bl_die "vaktd left no tcx link $pins/$(bl_ifidx "$cfg" $i)-$h"
 			done
 		done
-		FROM_ID[$cfg]=$(bl_link_prog "$cfg" vcli ingress)
-		TO_ID[$cfg]=$(bl_link_prog "$cfg" vcli egress)
+		vakt_ids "$cfg"
 		;;
 	nftables)
 		bl_in_node "$cfg" nft -f - <<-EOF
@@ -176,7 +188,7 @@ rr_run() {
 # stats_run CFG WORKLOAD CMD...: ns per run of CFG's programs while CMD runs
 # (stats on: the caller turned them on).
 stats_run() {
-	local cfg=$1 w=$2 d id t0 c0 t1 c1
+	local cfg=$1 w=$2 d t0 c0 t1 c1
 	shift 2
 	declare -A before
 	bl_expect "$cfg" "${WANT[$cfg]}"
@@ -203,6 +215,12 @@ bulk() {
 
 # Round 0 warms up (caches, conntrack, maps, CPU frequency); its figures are dropped.
 for ((r = 0; r <= ROUNDS; r++)); do
+	if ((r > 0)) && [ "$REDRAW" = 1 ]; then
+		for cfg in vakt vakt-b; do
+			bl_redraw "$cfg" "$OBJ"
+			vakt_ids "$cfg"
+		done
+	fi
 	sysctl -qw kernel.bpf_stats_enabled=0
 	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
 	for cfg in "${order[@]}"; do rr_run "$cfg"; done
@@ -235,14 +253,16 @@ for line in open(sys.argv[1]):
 def added(c):
     return [p50[c][r] - p50["none"][r] for r in p50[c] if r in p50["none"]]
 med = lambda xs: statistics.median(xs)
+nf = added("none-b")
+noisy = max(abs(x) for x in nf) > 0.5
 v = added("vakt")
+verdict = "no verdict, noisy run" if noisy else "met" if med(v) <= 0.35 else "NOT met"
 print("vakt adds %.2f us per transaction (median of %d rounds, range %.2f .. %.2f; goal <= 0.35 us): %s"
-      % (med(v), len(v), min(v), max(v), "met" if med(v) <= 0.35 else "NOT met"))
+      % (med(v), len(v), min(v), max(v), verdict))
 vb = added("vakt-b")
 print("the second vakt instance adds %.2f us (median, range %.2f .. %.2f)" % (med(vb), min(vb), max(vb)))
-nf = added("none-b")
 print("noise floor: none-b - none = %.2f us (median, range %.2f .. %.2f)" % (med(nf), min(nf), max(nf)))
-if max(abs(x) for x in nf) > 0.5:
+if noisy:
     print("WARNING: the machine was noisy during this run (two identical topologies differ by up to"
           " %.2f us in a round): trust the medians less, or rerun when it is idle" % max(abs(x) for x in nf))
 # Best round against best round: what the classic "best of N" gives, from

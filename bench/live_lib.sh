@@ -18,6 +18,7 @@
 #   bl_init                      namespaces trap, stray-process check, work dir
 #   bl_topo CFG                  node CFG's namespaces, pods, servers
 #   bl_vaktd CFG OBJDIR          vaktd in CFG's node (killed on any exit)
+#   bl_redraw CFG OBJDIR         that vaktd restarted, its programs at a new address
 #   bl_expect CFG open|enforced  before a measurement: proves the state
 #   bl_in_cli CFG CMD...         CMD in CFG's client pod, pinned to CLI_CPU
 #   bl_summary FILE              paired per-round statistics of FILE's samples
@@ -27,6 +28,7 @@
 #   bl_prog_stats ID             "run_time_ns run_cnt" of program ID (BPF stats)
 #   bl_ifidx CFG IFNAME          IFNAME's index in CFG's node namespace
 #   bl_link_prog CFG IFNAME HOOK the program behind vaktd's pinned tcx link
+#   bl_jit_where CFG FROM TO     where the JIT put programs FROM and TO
 
 : "${BL_NAME:?}" "${BL_TAG:?}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -180,6 +182,27 @@ bl_vaktd() {
 	fi
 }
 
+# bl_redraw CFG OBJDIR: CFG's vaktd restarted with its programs at a new,
+# random address. Identical programs cost measurably different amounts at
+# different JIT addresses (docs/datapath.md, "Where the image lands"), so
+# a figure from one load is one draw; redrawn before every round, a
+# median over rounds is a median over addresses. The restart is the one a
+# node does: SIGKILL (programs stay attached through the pinned links),
+# then a vaktd that adopts the pinned maps and moves the links to its own
+# programs, loaded while a do-nothing filler of random size (0-252 KiB)
+# holds the first free space of the JIT's executable memory.
+bl_redraw() {
+	local cfg=$1 obj=$2 pid=${BL_VAKTD[$1]:?} filler
+	filler=/sys/fs/bpf/$(bl_node "$cfg")-filler
+	BL_PINS+=("$filler")
+	python3 "$ROOT/bench/jit_place.py" filler $((RANDOM % 64 * 4096)) "$filler"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	unset "BL_VAKTD[$cfg]"
+	bl_vaktd "$cfg" "$obj"
+	rm -f "$filler"
+}
+
 # bl_probe CFG PORT MS: 0 if CFG's client can connect to PORT.
 bl_probe() { bl_in_cli "$1" "$RR" probe "$SRV_IP" "$2" "$3" >/dev/null; }
 
@@ -304,6 +327,17 @@ bl_seed_yaml() {
 bl_prog_stats() {
 	bpftool prog show id "$1" -j | python3 -c \
 		'import json,sys; j=json.load(sys.stdin); print(j.get("run_time_ns", 0), j.get("run_cnt", 0))'
+}
+
+# bl_jit_where CFG FROM_ID TO_ID: where the JIT put CFG's vakt_from_pod
+# and vakt_to_pod (address and length of each main image). Printed with
+# the figures: the same program measures differently at different
+# addresses (docs/datapath.md, "Where the image lands").
+bl_jit_where() {
+	local f t
+	read -r _ f _ <<<"$(python3 "$ROOT/bench/jit_place.py" where "$2")"
+	read -r _ t _ <<<"$(python3 "$ROOT/bench/jit_place.py" where "$3")"
+	echo "  $1: vakt_from_pod JITed at $f, vakt_to_pod at $t"
 }
 
 bl_ifidx() { ip -n "$(bl_node "$1")" -o link show "$2" | cut -d: -f1; }

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Where the kernel's JIT puts programs, and moving it.
+
+  jit_place.py where ID...      address and length of each program's main
+                                JITed image (BPF_OBJ_GET_INFO_BY_FD:
+                                jited_ksyms, jited_func_lens), e.g.
+                                "73228 ffffffffc0025bb4 2160"
+  jit_place.py filler BYTES PIN load a do-nothing program of about BYTES
+                                of JITed code and pin it at PIN (bpffs)
+
+Identical programs cost measurably different amounts at different
+addresses (docs/datapath.md, "Where the image lands"), so the live
+benchmarks print where each instance landed and can load a filler of
+random size before reloading vaktd's programs: the next programs the JIT
+places go after it, at an address drawn anew. /proc/kallsyms cannot tell
+identical programs apart (their symbols carry the same tag) and bpftool
+7.1 shows no addresses. Needs root.
+"""
+import ctypes
+import os
+import struct
+import sys
+
+NR_BPF = 321  # x86_64
+PROG_LOAD, OBJ_PIN, PROG_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 5, 6, 13, 15
+SCHED_CLS = 3
+INFO_LEN = 256
+# struct bpf_prog_info: nr_jited_ksyms, nr_jited_func_lens, jited_ksyms, jited_func_lens
+OFF_NR_KSYMS = 104
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(bytes(attr).ljust(160, b"\0"), 160)
+    r = libc.syscall(NR_BPF, cmd, buf, 160)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "bpf cmd %d: %s" % (cmd, os.strerror(e)))
+    return r
+
+
+def prog_info(fd, req=b""):
+    info = ctypes.create_string_buffer(req.ljust(INFO_LEN, b"\0"), INFO_LEN)
+    bpf(OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, INFO_LEN, ctypes.addressof(info)))
+    return info.raw
+
+
+def main_image(prog_id):
+    fd = bpf(PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))
+    try:
+        nk, nl = struct.unpack_from("<II", prog_info(fd), OFF_NR_KSYMS)
+        if not nk or not nl:
+            raise OSError(0, "program %d is not JITed" % prog_id)
+        ksyms = (ctypes.c_uint64 * nk)()
+        lens = (ctypes.c_uint32 * nl)()
+        req = bytearray(INFO_LEN)
+        struct.pack_into("<IIQQ", req, OFF_NR_KSYMS, nk, nl,
+                         ctypes.addressof(ksyms), ctypes.addressof(lens))
+        prog_info(fd, bytes(req))
+        return ksyms[0], lens[0]
+    finally:
+        os.close(fd)
+
+
+def load_filler(nbytes, pin):
+    # r0 = 7 (JITed to a 5-byte mov) repeated, then exit
+    insns = struct.pack("<BBhi", 0xb7, 0, 0, 7) * max(nbytes // 5, 1)
+    insns += struct.pack("<BBhi", 0x95, 0, 0, 0)
+    ib = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = struct.pack("<IIQQIIQII16s", SCHED_CLS, len(insns) // 8, ctypes.addressof(ib),
+                       ctypes.addressof(lic), 0, 0, 0, 0, 0, b"vkt_jit_filler")
+    fd = bpf(PROG_LOAD, attr)
+    try:
+        path = ctypes.create_string_buffer(pin.encode())
+        bpf(OBJ_PIN, struct.pack("<QII", ctypes.addressof(path), fd, 0))
+    finally:
+        os.close(fd)
+
+
+def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "where":
+        for arg in sys.argv[2:]:
+            addr, length = main_image(int(arg))
+            print("%s %x %d" % (arg, addr, length))
+    elif len(sys.argv) == 4 and sys.argv[1] == "filler":
+        load_filler(int(sys.argv[2]), sys.argv[3])
+    else:
+        sys.exit("usage: jit_place.py where PROG_ID... | filler BYTES PIN")
+
+
+if __name__ == "__main__":
+    main()
