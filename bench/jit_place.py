@@ -8,17 +8,24 @@
                                 "73228 ffffffffc0025bb4 2160"
   jit_place.py filler BYTES PIN load a do-nothing program of about BYTES
                                 of JITed code and pin it at PIN (bpffs)
+  jit_place.py fill DIR N SEED  N such programs of random sizes (64 B to
+                                4 KiB, drawn from SEED), pinned in DIR
 
 Identical programs cost measurably different amounts at different
 addresses (docs/datapath.md, "Where the image lands"), so the live
 benchmarks print where each instance landed and can load a filler of
-random size before reloading vaktd's programs: the next programs the JIT
-places go after it, at an address drawn anew. /proc/kallsyms cannot tell
+random sizes before reloading vaktd's programs. The JIT's allocator
+takes the first free space that fits, from the start of its executable
+memory, where earlier programs left holes: one large filler only takes one
+hole and leaves the next load a handful of recurring places, while many
+small ones of random sizes occupy a random part of the holes and of the
+space after them, so the next programs land at an address drawn anew. /proc/kallsyms cannot tell
 identical programs apart (their symbols carry the same tag) and bpftool
 7.1 shows no addresses. Needs root.
 """
 import ctypes
 import os
+import random
 import struct
 import sys
 
@@ -80,6 +87,13 @@ def load_filler(nbytes, pin):
         os.close(fd)
 
 
+def fill(directory, n, seed):
+    rng = random.Random(seed)
+    os.makedirs(directory, exist_ok=True)
+    for i in range(n):
+        load_filler(rng.randrange(64, 4097), os.path.join(directory, "f%d" % i))
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "where":
         for arg in sys.argv[2:]:
@@ -87,8 +101,10 @@ def main():
             print("%s %x %d" % (arg, addr, length))
     elif len(sys.argv) == 4 and sys.argv[1] == "filler":
         load_filler(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "fill":
+        fill(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
-        sys.exit("usage: jit_place.py where PROG_ID... | filler BYTES PIN")
+        sys.exit("usage: jit_place.py where PROG_ID... | filler BYTES PIN | fill DIR N SEED")
 
 
 if __name__ == "__main__":

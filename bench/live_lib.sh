@@ -189,18 +189,19 @@ bl_vaktd() {
 # median over rounds is a median over addresses. The restart is the one a
 # node does: SIGKILL (programs stay attached through the pinned links),
 # then a vaktd that adopts the pinned maps and moves the links to its own
-# programs, loaded while a do-nothing filler of random size (0-252 KiB)
-# holds the first free space of the JIT's executable memory.
+# programs, loaded while 0-127 do-nothing fillers of random sizes (64 B to
+# 4 KiB each) hold a random part of the free space in the JIT's executable
+# memory (bench/jit_place.py fill: why many small ones).
 bl_redraw() {
-	local cfg=$1 obj=$2 pid=${BL_VAKTD[$1]:?} filler
-	filler=/sys/fs/bpf/$(bl_node "$cfg")-filler
-	BL_PINS+=("$filler")
-	python3 "$ROOT/bench/jit_place.py" filler $((RANDOM % 64 * 4096)) "$filler"
+	local cfg=$1 obj=$2 pid=${BL_VAKTD[$1]:?} fillers
+	fillers=/sys/fs/bpf/$(bl_node "$cfg")-fillers
+	BL_PINS+=("$fillers")
+	python3 "$ROOT/bench/jit_place.py" fill "$fillers" $((RANDOM % 128)) "$RANDOM"
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	unset "BL_VAKTD[$cfg]"
 	bl_vaktd "$cfg" "$obj"
-	rm -f "$filler"
+	rm -rf "$fillers"
 }
 
 # bl_probe CFG PORT MS: 0 if CFG's client can connect to PORT.
