@@ -19,11 +19,12 @@
 # with its programs at a new, random JIT address (bl_redraw; REDRAW=0
 # keeps the first load): the same programs cost different amounts at
 # different addresses (docs/datapath.md, "Where the image lands"), so the
-# medians are over addresses. Needs root. Runtime: about three minutes.
-#   BUILD=build SECS=1 ROUNDS=5 SIZES="10 1000 10000" bench/bench_live.sh
+# medians are over addresses. Needs root. Runtime: about eight minutes
+# (1-second runs in 5 rounds left the rates within +-10 % of noise here).
+#   BUILD=build SECS=2 ROUNDS=7 SIZES="10 1000 10000" bench/bench_live.sh
 set -euo pipefail
-SECS=${SECS:-1}
-ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-2}
+ROUNDS=${ROUNDS:-7}
 SIZES=${SIZES:-"10 1000 10000"}
 REDRAW=${REDRAW:-1}
 BL_NAME=bench_live BL_TAG=blive
