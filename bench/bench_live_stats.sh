@@ -4,7 +4,8 @@
 # bench/bench_live.sh (one node namespace per configuration, set up once,
 # bench/live_lib.sh): no program ("none", and "none-b" whose difference to
 # "none" is the noise floor), an EMPTY TC program (returns TC_ACT_UNSPEC)
-# on the four hooks vakt uses (tcx links on both veths' host sides), vakt
+# on the four hooks vakt uses (tcx links on both veths' host sides, made
+# by bench/tcx_empty.py: bpftool 7.1 cannot link tcx programs), vakt
 # (vaktd enforcing a seed-like policy: default deny both ways, client
 # egress to the server and server ingress from the client on the measured
 # ports) twice (vakt, vakt-b: the spread between two instances of the same
@@ -50,55 +51,6 @@ mkdir -p "$OBJ"
 
 bl_seed_yaml >"$OBJ/bench.yaml"
 
-# tcx helper: bpftool 7.1 cannot attach tcx, so the empty programs are loaded
-# and linked with raw bpf(2) calls (BPF_PROG_LOAD, BPF_LINK_CREATE with
-# BPF_TCX_INGRESS/EGRESS, BPF_OBJ_PIN), the way vaktd attaches; the pinned
-# links keep them attached after the helper exits.
-cat >"$BL_WORK/tcx.py" <<'PY'
-import ctypes, os, socket, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-NR_BPF = 321  # x86_64
-PROG_LOAD, OBJ_PIN, INFO_BY_FD, LINK_CREATE = 5, 6, 15, 28
-TCX_INGRESS, TCX_EGRESS = 46, 47
-
-def bpf(cmd, attr):
-    buf = ctypes.create_string_buffer(bytes(attr).ljust(160, b"\0"), 160)
-    r = libc.syscall(NR_BPF, cmd, buf, 160)
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "bpf cmd %d: %s" % (cmd, os.strerror(e)))
-    return r, buf
-
-def load_empty(name):
-    # r0 = -1 (TC_ACT_UNSPEC / TCX_NEXT); exit
-    insns = struct.pack("<BBhi", 0xb7, 0, 0, -1) + struct.pack("<BBhi", 0x95, 0, 0, 0)
-    ib = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(b"GPL")
-    attr = struct.pack("<IIQQIIQII16s", 3, 2, ctypes.addressof(ib), ctypes.addressof(lic),
-                       0, 0, 0, 0, 0, name.encode())
-    return bpf(PROG_LOAD, attr)[0]
-
-def prog_id(fd):
-    info = ctypes.create_string_buffer(256)
-    bpf(INFO_BY_FD, struct.pack("<IIQ", fd, 256, ctypes.addressof(info)))
-    return struct.unpack_from("<I", info.raw, 4)[0]
-
-def pin(fd, path):
-    p = ctypes.create_string_buffer(path.encode())
-    bpf(OBJ_PIN, struct.pack("<QII", ctypes.addressof(p), fd, 0))
-
-if sys.argv[1] == "attach":  # attach DIR IFNAME...
-    d = sys.argv[2]
-    os.makedirs(d, exist_ok=True)
-    progs = {"ingress": load_empty("vkt_bstat_e_in"), "egress": load_empty("vkt_bstat_e_out")}
-    for ifname in sys.argv[3:]:
-        idx = socket.if_nametoindex(ifname)
-        for hook, at in (("ingress", TCX_INGRESS), ("egress", TCX_EGRESS)):
-            link = bpf(LINK_CREATE, struct.pack("<IIII", progs[hook], idx, at, 0))[0]
-            pin(link, "%s/%d-%s" % (d, idx, hook))
-    print(prog_id(progs["ingress"]), prog_id(progs["egress"]))
-PY
-
 # vakt-b: a second, identical vaktd in its own topology. Two instances of
 # the same build measured 40-50 ns per run apart here (where the JIT put
 # each program: docs/datapath.md, "Where the image lands"; each instance's
@@ -128,7 +80,7 @@ for cfg in "${CFGS[@]}"; do
 	empty)
 		WANT[$cfg]=open
 		BL_PINS+=("/sys/fs/bpf/$node-empty")
-		ids=$(bl_in_node empty python3 "$BL_WORK/tcx.py" attach "/sys/fs/bpf/$node-empty" vcli vsrv)
+		ids=$(bl_in_node empty python3 "$ROOT/bench/tcx_empty.py" attach "/sys/fs/bpf/$node-empty" vcli vsrv)
 		read -r "FROM_ID[empty]" "TO_ID[empty]" <<<"$ids"
 		;;
 	vakt*)

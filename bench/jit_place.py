@@ -19,9 +19,9 @@ takes the first free space that fits, from the start of its executable
 memory, where earlier programs left holes: one large filler only takes one
 hole and leaves the next load a handful of recurring places, while many
 small ones of random sizes occupy a random part of the holes and of the
-space after them, so the next programs land at an address drawn anew. /proc/kallsyms cannot tell
-identical programs apart (their symbols carry the same tag) and bpftool
-7.1 shows no addresses. Needs root.
+space after them, so the next programs land at an address drawn anew.
+/proc/kallsyms cannot tell identical programs apart (their symbols carry
+the same tag) and bpftool 7.1 shows no addresses. Needs root.
 """
 import ctypes
 import os
@@ -29,43 +29,24 @@ import random
 import struct
 import sys
 
-NR_BPF = 321  # x86_64
-PROG_LOAD, OBJ_PIN, PROG_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 5, 6, 13, 15
-SCHED_CLS = 3
-INFO_LEN = 256
+import bpfsys
+
 # struct bpf_prog_info: nr_jited_ksyms, nr_jited_func_lens, jited_ksyms, jited_func_lens
 OFF_NR_KSYMS = 104
 
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def bpf(cmd, attr):
-    buf = ctypes.create_string_buffer(bytes(attr).ljust(160, b"\0"), 160)
-    r = libc.syscall(NR_BPF, cmd, buf, 160)
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "bpf cmd %d: %s" % (cmd, os.strerror(e)))
-    return r
-
-
-def prog_info(fd, req=b""):
-    info = ctypes.create_string_buffer(req.ljust(INFO_LEN, b"\0"), INFO_LEN)
-    bpf(OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, INFO_LEN, ctypes.addressof(info)))
-    return info.raw
-
 
 def main_image(prog_id):
-    fd = bpf(PROG_GET_FD_BY_ID, struct.pack("<I", prog_id))
+    fd = bpfsys.prog_fd_by_id(prog_id)
     try:
-        nk, nl = struct.unpack_from("<II", prog_info(fd), OFF_NR_KSYMS)
+        nk, nl = struct.unpack_from("<II", bpfsys.prog_info(fd), OFF_NR_KSYMS)
         if not nk or not nl:
             raise OSError(0, "program %d is not JITed" % prog_id)
         ksyms = (ctypes.c_uint64 * nk)()
         lens = (ctypes.c_uint32 * nl)()
-        req = bytearray(INFO_LEN)
+        req = bytearray(bpfsys.INFO_LEN)
         struct.pack_into("<IIQQ", req, OFF_NR_KSYMS, nk, nl,
                          ctypes.addressof(ksyms), ctypes.addressof(lens))
-        prog_info(fd, bytes(req))
+        bpfsys.prog_info(fd, bytes(req))
         return ksyms[0], lens[0]
     finally:
         os.close(fd)
@@ -73,16 +54,10 @@ def main_image(prog_id):
 
 def load_filler(nbytes, pin):
     # r0 = 7 (JITed to a 5-byte mov) repeated, then exit
-    insns = struct.pack("<BBhi", 0xb7, 0, 0, 7) * max(nbytes // 5, 1)
-    insns += struct.pack("<BBhi", 0x95, 0, 0, 0)
-    ib = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(b"GPL")
-    attr = struct.pack("<IIQQIIQII16s", SCHED_CLS, len(insns) // 8, ctypes.addressof(ib),
-                       ctypes.addressof(lic), 0, 0, 0, 0, 0, b"vkt_jit_filler")
-    fd = bpf(PROG_LOAD, attr)
+    insns = bpfsys.insn(bpfsys.MOV64_IMM_R0, 7) * max(nbytes // 5, 1) + bpfsys.insn(bpfsys.EXIT)
+    fd = bpfsys.prog_load(insns, "vkt_jit_filler")
     try:
-        path = ctypes.create_string_buffer(pin.encode())
-        bpf(OBJ_PIN, struct.pack("<QII", ctypes.addressof(path), fd, 0))
+        bpfsys.obj_pin(fd, pin)
     finally:
         os.close(fd)
 
