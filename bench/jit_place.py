@@ -36,7 +36,10 @@ OFF_NR_KSYMS = 104
 
 
 def main_image(prog_id):
-    fd = bpfsys.prog_fd_by_id(prog_id)
+    try:
+        fd = bpfsys.prog_fd_by_id(prog_id)
+    except OSError as e:
+        raise OSError(e.errno, "program id %d: %s" % (prog_id, e.strerror)) from None
     try:
         nk, nl = struct.unpack_from("<II", bpfsys.prog_info(fd), OFF_NR_KSYMS)
         if not nk or not nl:
@@ -70,6 +73,13 @@ def fill(directory, n, seed):
 
 
 def main():
+    try:
+        run()
+    except (OSError, ValueError) as e:
+        sys.exit("jit_place.py: %s" % e)
+
+
+def run():
     if len(sys.argv) >= 3 and sys.argv[1] == "where":
         for arg in sys.argv[2:]:
             addr, length = main_image(int(arg))

@@ -38,7 +38,10 @@ def attach(directory, ifnames):
 def main():
     if len(sys.argv) < 4 or sys.argv[1] != "attach":
         sys.exit("usage: tcx_empty.py attach DIR IFNAME...")
-    attach(sys.argv[2], sys.argv[3:])
+    try:
+        attach(sys.argv[2], sys.argv[3:])
+    except OSError as e:
+        sys.exit("tcx_empty.py: %s" % e)
 
 
 if __name__ == "__main__":
