@@ -331,6 +331,7 @@ struct point_opts {
 	__u8 defer;     /* from_pod: defer egress toward unknown addresses */
 	__u8 reply_ok;  /* to_pod: the REPLY mark names this endpoint */
 	__u8 node;      /* node_egress: replies are node entries */
+	__u8 ct_absent; /* the caller's ct_fast() found no entry for the tuple here */
 };
 
 /*
@@ -355,7 +356,8 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 	if (p->frag == PF_LATER)
 		return frag_follow(p, now);
 	gen = cur_gen();
-	v = bpf_map_lookup_elem(&ct, &p->k);
+	/* A new flow's packet would pay a second hash lookup for the same miss. */
+	v = o->ct_absent ? 0 : bpf_map_lookup_elem(&ct, &p->k);
 	/*
 	 * The entry was admitted for another endpoint that had this address at
 	 * this point (the record changed since, so the generation moved): it
@@ -573,6 +575,10 @@ static __noinline int ct_advance_out(const struct vakt_ct_key *k, struct vakt_ct
  * scope: the deferred check of a sender at the receiver's veth.
  */
 #define CT_FAST_NONE (-2)
+/* What the caller of a *_full() path knows of the tuple's entry at this point. */
+#define CT_UNTRIED 0  /* not looked up: the fast parser did not take the packet */
+#define CT_DECLINED 1 /* an entry is there, but ct_fast() left the packet to the full path */
+#define CT_ABSENT 2   /* ct_fast() found no entry */
 static __always_inline int ct_fast_at(struct pkt *p, __u32 scope, __u32 dir, int defer,
 				      struct vakt_ct_val **out)
 {
@@ -680,8 +686,9 @@ static __always_inline int from_pod_est(struct __sk_buff *skb, const struct pkt 
  * (docs/datapath.md, Performance). Global, so the verifier checks each once,
  * on its own, instead of once per caller state. The packet is parsed again:
  * a global function cannot take the caller's stack, and a packet that gets
- * here is mostly a new flow, which costs far more than a parse. ct_tried:
- * the caller parsed it and ct_fast() missed, so the entry is not there.
+ * here is mostly a new flow, which costs far more than a parse. ct_tried
+ * (CT_UNTRIED, CT_DECLINED, CT_ABSENT): what the caller's ct_fast() found,
+ * so that neither ct_fast() nor point_check() looks up the tuple again.
  */
 __noinline int vakt_from_pod_full(struct __sk_buff *skb, int ct_tried)
 {
@@ -693,15 +700,16 @@ __noinline int vakt_from_pod_full(struct __sk_buff *skb, int ct_tried)
 	int kind, r;
 
 	kind = parse(skb, p);
-	if (!ct_tried) {
-		if (kind == PK_IP) {
-			r = ct_fast(skb, p, VAKT_DIR_EGRESS, 1, &v);
-			if (r == R_DEFER && v)
-				return defer_out(skb, p, v->ep_id);
-			if (r >= 0 && v)
-				return from_pod_est(skb, p, v, (__u32)r);
-		}
+	if (ct_tried == CT_UNTRIED && kind == PK_IP) {
+		r = ct_fast(skb, p, VAKT_DIR_EGRESS, 1, &v);
+		if (r == R_DEFER && v)
+			return defer_out(skb, p, v->ep_id);
+		if (r >= 0 && v)
+			return from_pod_est(skb, p, v, (__u32)r);
+		if (r == CT_FAST_NONE)
+			ct_tried = CT_ABSENT;
 	}
+	o.ct_absent = ct_tried == CT_ABSENT;
 	if (kind != PK_IP && kind != PK_BAD_L4)
 		return finish_unparsed(skb, p, kind, VAKT_DIR_EGRESS);
 	/* Neighbour discovery mostly uses link-local addresses: no endpoint needed. */
@@ -733,13 +741,13 @@ int vakt_from_pod(struct __sk_buff *skb)
 	/* Our bits must only ever say what this program decided. */
 	mark_set(skb, 0);
 	if (!parse_fast(skb, &p))
-		return vakt_from_pod_full(skb, 0);
+		return vakt_from_pod_full(skb, CT_UNTRIED);
 	r = ct_fast(skb, &p, VAKT_DIR_EGRESS, 1, &v);
 	if (r == R_DEFER && v)
 		return defer_out(skb, &p, v->ep_id);
 	if (r >= 0 && v)
 		return from_pod_est(skb, &p, v, (__u32)r);
-	return vakt_from_pod_full(skb, 1);
+	return vakt_from_pod_full(skb, r == CT_FAST_NONE ? CT_ABSENT : CT_DECLINED);
 }
 
 /* See vakt_from_pod_full(). vakt_to_pod has cleared any VOUCH mark by now. */
@@ -753,13 +761,14 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 	int kind, r;
 
 	kind = parse(skb, p);
-	if (!ct_tried) {
-		if (kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
-			r = ct_fast(skb, p, VAKT_DIR_INGRESS, 0, &v);
-			if (r >= 0 && v)
-				return pass(skb, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
-		}
+	if (ct_tried == CT_UNTRIED && kind == PK_IP && !(m & VAKT_MARK_DEFER)) {
+		r = ct_fast(skb, p, VAKT_DIR_INGRESS, 0, &v);
+		if (r >= 0 && v)
+			return pass(skb, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
+		if (r == CT_FAST_NONE)
+			ct_tried = CT_ABSENT;
 	}
+	o.ct_absent = ct_tried == CT_ABSENT;
 	if (kind != PK_IP && kind != PK_BAD_L4)
 		return finish_unparsed(skb, p, kind, VAKT_DIR_INGRESS);
 	if (kind == PK_IP && p->icmp == PI_CONTROL)
@@ -882,12 +891,12 @@ int vakt_to_pod(struct __sk_buff *skb)
 	}
 	src = m & VAKT_MARK_EP_MASK;
 	if (!parse_fast(skb, &p))
-		return to_pod_slow(skb, m, 0);
+		return to_pod_slow(skb, m, CT_UNTRIED);
 	/* Through a Service: the sender's deferred egress check rides on this packet. */
 	if (m & VAKT_MARK_DEFER) {
 		rd = deferred_fast(&p, src);
 		if (rd < 0)
-			return to_pod_slow(skb, m, 0);
+			return to_pod_slow(skb, m, CT_UNTRIED);
 	}
 	r = ct_fast(skb, &p, VAKT_DIR_INGRESS, 0, &v);
 	if (r >= 0 && v) {
@@ -907,7 +916,7 @@ int vakt_to_pod(struct __sk_buff *skb)
 		if (ep && ep->ep_id == src && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
 			return pass(skb, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
 	}
-	return to_pod_slow(skb, m, 1);
+	return to_pod_slow(skb, m, r == CT_FAST_NONE ? CT_ABSENT : CT_DECLINED);
 }
 
 SEC("tc")
