@@ -19,12 +19,19 @@
 # with its programs at a new, random JIT address (bl_redraw; REDRAW=0
 # keeps the first load): the same programs cost different amounts at
 # different addresses (docs/datapath.md, "Where the image lands"), so the
-# medians are over addresses. Needs root. Runtime: about eight minutes
-# (1-second runs in 5 rounds left the rates within +-10 % of noise here).
-#   BUILD=build SECS=2 ROUNDS=7 SIZES="10 1000 10000" bench/bench_live.sh
+# medians are over addresses. Request/response and new connections are
+# measured in SLICES short passes per round (SLICE_SECS each) over all the
+# configurations, each pass's figures paired with "none" of the same pass,
+# as in bench_live_stats.sh (this VM jumps between performance regimes
+# within seconds, docs/benchmarks.md); their medians get bootstrap 95 %
+# intervals (bench/paired.py) and the goals a verdict. Needs root.
+# Runtime: about nine minutes.
+#   BUILD=build SECS=2 ROUNDS=7 SLICES=8 SLICE_SECS=0.25 SIZES="10 1000 10000" bench/bench_live.sh
 set -euo pipefail
 SECS=${SECS:-2}
 ROUNDS=${ROUNDS:-7}
+SLICES=${SLICES:-8}
+SLICE_SECS=${SLICE_SECS:-0.25}
 SIZES=${SIZES:-"10 1000 10000"}
 REDRAW=${REDRAW:-1}
 BL_NAME=bench_live BL_TAG=blive
@@ -78,7 +85,8 @@ iptables_rules() {
 CFGS=(none none-b)
 for n in $SIZES; do CFGS+=("vakt-$n" "iptables-$n"); done
 declare -A WANT
-echo "bench_live: ${SECS}s per figure, $ROUNDS interleaved rounds, REDRAW=$REDRAW, sizes: $SIZES;" \
+echo "bench_live: ${SECS}s throughput runs, $ROUNDS interleaved rounds with $SLICES passes of ${SLICE_SECS}s" \
+	"for request/response and new connections, REDRAW=$REDRAW, sizes: $SIZES;" \
 	"client on CPU $CLI_CPU, servers on CPU $SRV_CPU"
 for cfg in "${CFGS[@]}"; do
 	bl_topo "$cfg"
@@ -101,29 +109,33 @@ for cfg in "${CFGS[@]}"; do
 done
 
 num() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
-# measure ROUND METRIC CFG: one figure, appended to SAMPLES (round 0 = warm-up, not kept)
+# measure KEY METRIC CFG: one figure, appended to SAMPLES (throughput, keyed
+# by round) or SAMPLES.pass (the rest, keyed by pass); round 0 = warm-up,
+# not kept. Throughput runs first in a round and checks each configuration
+# (bl_expect); the passes that follow trust that check.
 measure() {
-	local r=$1 m=$2 cfg=$3 out v
-	bl_expect "$cfg" "${WANT[$cfg]}"
+	local k=$1 m=$2 cfg=$3 out v f=$SAMPLES.pass
 	case $m in
 	gbps)
+		bl_expect "$cfg" "${WANT[$cfg]}"
 		out=$(bl_in_cli "$cfg" iperf3 -c "$SRV_IP" -p 5201 -t "$SECS" -J)
 		v=$(python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' <<<"$out")
+		f=$SAMPLES
 		;;
 	rr)
-		out=$(bl_in_cli "$cfg" "$RR" rr "$SRV_IP" 7000 "$SECS")
+		out=$(bl_in_cli "$cfg" "$RR" rr "$SRV_IP" 7000 "$SLICE_SECS")
 		v=$(num rr_tps <<<"$out")
-		((r == 0)) || echo "$r p50_us $cfg $(num p50_us <<<"$out")" >>"$SAMPLES"
+		((r == 0)) || echo "$k p50_us $cfg $(num p50_us <<<"$out")" >>"$f"
 		m=rr_tps
 		;;
 	crr)
-		out=$(bl_in_cli "$cfg" "$RR" crr "$SRV_IP" 7000 "$SECS")
+		out=$(bl_in_cli "$cfg" "$RR" crr "$SRV_IP" 7000 "$SLICE_SECS")
 		v=$(num crr_cps <<<"$out")
 		m=crr_cps
 		;;
 	esac
 	[ -n "$v" ] || bl_die "$cfg: no $m figure in: $out"
-	((r == 0)) || echo "$r $m $cfg $v" >>"$SAMPLES"
+	((r == 0)) || echo "$k $m $cfg $v" >>"$f"
 }
 
 # Round 0 warms caches, conntrack tables, the programs' maps and the CPU
@@ -135,8 +147,12 @@ for ((r = 0; r <= ROUNDS; r++)); do
 		bl_jit_where "$cfg" "$(bl_link_prog "$cfg" vcli ingress)" "$(bl_link_prog "$cfg" vcli egress)"
 	done
 	mapfile -t order < <(bl_rotate "$r" "${CFGS[@]}")
-	for m in gbps rr crr; do
-		for cfg in "${order[@]}"; do measure "$r" "$m" "$cfg"; done
+	for cfg in "${order[@]}"; do measure "$r" gbps "$cfg"; done
+	for ((pass = 1; pass <= SLICES; pass++)); do
+		mapfile -t order < <(bl_rotate $((r + pass)) "${CFGS[@]}")
+		for m in rr crr; do
+			for cfg in "${order[@]}"; do measure $((r * 1000 + pass)) "$m" "$cfg"; done
+		done
 	done
 	((r == 0)) && echo "  warm-up done" || echo "  round $r/$ROUNDS done"
 done
@@ -178,4 +194,14 @@ bl_expect "$acfg" open
 
 echo
 bl_summary "$SAMPLES" none "${CFGS[@]}"
+BL_PAIR=pass bl_summary "$SAMPLES.pass" none "${CFGS[@]}"
+echo
+vakts=() vs=()
+for n in $SIZES; do
+	vakts+=("vakt-$n")
+	vs+=(--vs "vakt-$n:iptables-$n")
+done
+python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" rr_tps none "${vakts[@]}" --goal-min 95 --vs none-b:none "${vs[@]}"
+python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" crr_cps none "${vakts[@]}" --vs none-b:none "${vs[@]}"
+python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" p50_us none "${vakts[@]}" --vs none-b:none "${vs[@]}"
 echo "new veth -> programs attached (ms, from vaktd's log; 5 trials): ${attach_ms[*]}"

@@ -236,10 +236,12 @@ bl_rotate() {
 # bl_summary FILE BASE CFG...: FILE holds "round metric cfg value" samples; prints,
 # per metric and configuration, the median and range of the raw values and
 # of the paired comparison with BASE in the same round (ratio for rates,
-# difference for times: metrics whose name ends in _us or _ns).
+# difference for times: metrics whose name ends in _us or _ns). BL_PAIR
+# names what the first column counts (default "round").
 bl_summary() {
-	python3 - "$@" <<'PY'
-import collections, statistics, sys
+	BL_PAIR=${BL_PAIR:-round} python3 - "$@" <<'PY'
+import collections, os, statistics, sys
+pair = os.environ["BL_PAIR"]
 path, base, cfgs = sys.argv[1], sys.argv[2], sys.argv[3:]
 samples = collections.defaultdict(dict)   # (metric, cfg) -> round -> value
 order_m = []
@@ -254,8 +256,8 @@ for m in order_m:
     lat = m.endswith(("_us", "_ns"))
     unit = m.rsplit("_", 1)[-1]
     unit = {"gbps": "Gbit/s", "tps": "tx/s", "cps": "conn/s", "on": "Gbit/s"}.get(unit, unit)
-    what = ("added %s vs %s (same round)" % (unit, base)) if lat else "%% of %s (same round)" % base
-    print("%s (%s): median [min .. max] over rounds; %s" % (m, unit, what))
+    what = ("added %s vs %s (same %s)" % (unit, base, pair)) if lat else "%% of %s (same %s)" % (base, pair)
+    print("%s (%s): median [min .. max] over %s; %s" % (m, unit, pair + ("es" if pair.endswith("s") else "s"), what))
     b = samples.get((m, base), {})
     for c in order_c:
         s = samples.get((m, c))
