@@ -18,6 +18,11 @@
  *   drop        a denied new flow (verdict, counter, rate-limited event);
  *               the loop variant differs from "new flow" only by not
  *               creating conntrack entries, which shows their cost
+ *   new flow, conntrack full
+ *               as "new flow", with the conntrack table full, so that
+ *               every entry created evicts one (the LRU's shrink): the
+ *               steady state of a node with connection churn, which the
+ *               plain "new flow" (table never full) does not reach
  *
  * "loop" figures run the program once per syscall with a fresh tuple each
  * time (so every packet is a new flow); "repeat" figures let the kernel
@@ -44,7 +49,9 @@
 #define POL_C_EG 5000 /* above fill_policy()'s ids */
 #define ID_A 256
 #define EP_C 3
-#define CLIENTS 4
+/* client addresses x 60,000 ports: fresh tuples enough to fill conntrack and go on */
+#define CLIENTS 8
+#define PORTS 60000
 
 static int empty_prog(void)
 {
@@ -126,27 +133,48 @@ static int setup(struct vakt_bpf *dp, uint32_t entries)
 	return err;
 }
 
-/* Average ns of one program run, one run per syscall, a fresh flow each time. */
-static double new_flows(struct vakt_bpf *dp, int prog_fd, uint32_t runs, uint16_t dport)
+/*
+ * Average ns of one program run, one run per syscall, a fresh flow each
+ * time: tuples first .. first + runs - 1 (of CLIENTS * PORTS).
+ */
+static double new_flows(int prog_fd, uint32_t first, uint32_t runs, uint16_t dport)
 {
 	struct pk_spec s = { .dst = "10.0.0.2", .dport = dport, .tcp_flags = PK_TCP_SYN };
 	char src[32];
 	uint8_t buf[PK_MAX];
 	uint64_t total = 0;
-	uint32_t i, ns;
+	uint32_t i, t, ns;
 	size_t len;
 
 	for (i = 0; i < runs; i++) {
-		snprintf(src, sizeof(src), "10.0.1.%u", 1 + (i / 60000) % CLIENTS);
+		t = first + i;
+		snprintf(src, sizeof(src), "10.0.1.%u", 1 + (t / PORTS) % CLIENTS);
 		s.src = src;
-		s.sport = (uint16_t)(1024 + i % 60000);
+		s.sport = (uint16_t)(1024 + t % PORTS);
 		len = pk_build(&s, buf, sizeof(buf));
 		if (dp_run_fd(prog_fd, buf, len, 1, 0, NULL, NULL, &ns))
 			return -1;
 		total += ns;
 	}
-	(void)dp;
 	return (double)total / runs;
+}
+
+/*
+ * "new flow" with conntrack full: new flows after tuple first until the
+ * table is full (two entries each), then runs more, each evicting.
+ */
+static double new_flows_full(int prog_fd, uint32_t first, uint32_t runs)
+{
+	uint32_t fill = VAKT_CT_MAX / 2 + 1024;
+
+	if ((uint64_t)first + fill + runs > (uint64_t)CLIENTS * PORTS) {
+		fprintf(stderr, "bench_datapath: %u runs need more than %u fresh tuples\n", runs,
+			CLIENTS * PORTS);
+		return -1;
+	}
+	if (new_flows(prog_fd, first, fill, 80) < 0)
+		return -1;
+	return new_flows(prog_fd, first + fill, runs, 80);
 }
 
 /* mark: skb->mark of every run (the client's DEFER mark for "service"). */
@@ -174,7 +202,7 @@ int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = { 10, 10000, 1000000 };
 	uint32_t repeat = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 100000;
-	double newf[3], est[3], estv[3], svc[3], drop[3], dropl[3], empty_rep, empty_loop;
+	double newf[3], full[3], est[3], estv[3], svc[3], drop[3], dropl[3], empty_rep, empty_loop;
 	int efd, i;
 
 	if (geteuid() != 0) {
@@ -187,7 +215,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	empty_rep = repeated(efd, 80, repeat, 0, 0);
-	empty_loop = new_flows(NULL, efd, repeat, 80);
+	empty_loop = new_flows(efd, 0, repeat, 80);
 
 	for (i = 0; i < 3; i++) {
 		struct vakt_bpf *dp;
@@ -200,14 +228,16 @@ int main(int argc, char **argv)
 		to = dp_prog_fd(dp, DP_TO_POD);
 		from = dp_prog_fd(dp, DP_FROM_POD);
 		(void)from;
-		newf[i] = new_flows(dp, to, repeat, 80);
+		newf[i] = new_flows(to, 0, repeat, 80);
 		est[i] = repeated(to, 80, repeat, 0, 0);
 		estv[i] = repeated(to, 80, repeat, 1, 0);
 		svc[i] = repeated(to, 80, repeat, 0, (VAKT_MARK_DEFER | EP_C) << VAKT_MARK_DEFAULT_SHIFT);
 		drop[i] = repeated(to, 81, repeat, 0, 0);
-		dropl[i] = new_flows(dp, to, repeat, 81);
+		dropl[i] = new_flows(to, 0, repeat, 81);
+		full[i] = new_flows_full(to, repeat, repeat);
 		dp_close(dp);
-		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || svc[i] < 0 || drop[i] < 0) {
+		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || svc[i] < 0 || drop[i] < 0 ||
+		    dropl[i] < 0 || full[i] < 0) {
 			fprintf(stderr, "bench_datapath: a run failed\n");
 			return 1;
 		}
@@ -230,6 +260,10 @@ int main(int argc, char **argv)
 	       drop[2] / drop[0]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "drop, new flow (loop)", dropl[0], dropl[1],
 	       dropl[2]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "new flow, conntrack full (loop)", full[0],
+	       full[1], full[2]);
+	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to new flow", full[0] / newf[0],
+	       full[1] / newf[1], full[2] / newf[2]);
 	printf("  %-34s %10.1f\n", "empty program (repeat)", empty_rep);
 	printf("  %-34s %10.1f\n", "empty program (loop)", empty_loop);
 	printf("  established / empty (repeat): %.2f; new flow - empty (loop): %.1f ns\n",
