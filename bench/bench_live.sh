@@ -201,7 +201,7 @@ for n in $SIZES; do
 	vakts+=("vakt-$n")
 	vs+=(--vs "vakt-$n:iptables-$n")
 done
-python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" rr_tps none "${vakts[@]}" --goal-min 95 --vs none-b:none "${vs[@]}"
+python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" rr_tps none "${vakts[@]}" --goal-min 95 --noise none-b "${vs[@]}"
 python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" crr_cps none "${vakts[@]}" --vs none-b:none "${vs[@]}"
 python3 "$ROOT/bench/paired.py" "$SAMPLES.pass" p50_us none "${vakts[@]}" --vs none-b:none "${vs[@]}"
 echo "new veth -> programs attached (ms, from vaktd's log; 5 trials): ${attach_ms[*]}"
