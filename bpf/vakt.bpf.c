@@ -579,6 +579,8 @@ static __noinline int ct_advance_out(const struct vakt_ct_key *k, struct vakt_ct
 #define CT_UNTRIED 0  /* not looked up: the fast parser did not take the packet */
 #define CT_DECLINED 1 /* an entry is there, but ct_fast() left the packet to the full path */
 #define CT_ABSENT 2   /* ct_fast() found no entry */
+/* What a ct_fast() result that did not decide the packet says (above). */
+#define CT_TRIED(r) ((r) == CT_FAST_NONE ? CT_ABSENT : CT_DECLINED)
 static __always_inline int ct_fast_at(struct pkt *p, __u32 scope, __u32 dir, int defer,
 				      struct vakt_ct_val **out)
 {
@@ -706,8 +708,7 @@ __noinline int vakt_from_pod_full(struct __sk_buff *skb, int ct_tried)
 			return defer_out(skb, p, v->ep_id);
 		if (r >= 0 && v)
 			return from_pod_est(skb, p, v, (__u32)r);
-		if (r == CT_FAST_NONE)
-			ct_tried = CT_ABSENT;
+		ct_tried = CT_TRIED(r);
 	}
 	o.ct_absent = ct_tried == CT_ABSENT;
 	if (kind != PK_IP && kind != PK_BAD_L4)
@@ -747,7 +748,7 @@ int vakt_from_pod(struct __sk_buff *skb)
 		return defer_out(skb, &p, v->ep_id);
 	if (r >= 0 && v)
 		return from_pod_est(skb, &p, v, (__u32)r);
-	return vakt_from_pod_full(skb, r == CT_FAST_NONE ? CT_ABSENT : CT_DECLINED);
+	return vakt_from_pod_full(skb, CT_TRIED(r));
 }
 
 /* See vakt_from_pod_full(). vakt_to_pod has cleared any VOUCH mark by now. */
@@ -765,8 +766,7 @@ __noinline int vakt_to_pod_full(struct __sk_buff *skb, int ct_tried)
 		r = ct_fast(skb, p, VAKT_DIR_INGRESS, 0, &v);
 		if (r >= 0 && v)
 			return pass(skb, v->ep_id, VAKT_DIR_INGRESS, (__u32)r);
-		if (r == CT_FAST_NONE)
-			ct_tried = CT_ABSENT;
+		ct_tried = CT_TRIED(r);
 	}
 	o.ct_absent = ct_tried == CT_ABSENT;
 	if (kind != PK_IP && kind != PK_BAD_L4)
@@ -916,7 +916,7 @@ int vakt_to_pod(struct __sk_buff *skb)
 		if (ep && ep->ep_id == src && !(ep->flags & VAKT_EPF_FAIL_CLOSED))
 			return pass(skb, src, VAKT_DIR_INGRESS, VAKT_R_REPLY);
 	}
-	return to_pod_slow(skb, m, r == CT_FAST_NONE ? CT_ABSENT : CT_DECLINED);
+	return to_pod_slow(skb, m, CT_TRIED(r));
 }
 
 SEC("tc")
