@@ -97,18 +97,23 @@ def main(argv):
               for k in ks if lat or vals[b][k]]
         return statistics.median(xs)
 
-    def ratio(a, b, ks):
-        d = stat(b, base, ks)
-        return stat(a, base, ks) / d if d > 0 else None
+    # A ratio divides two configurations' medians against BASE: both are pairs.
+    pairs += [(c, base) for r in ratios for c in r if (c, base) not in pairs]
+
+    def ratio(m, a, b):
+        d = m[(b, base)]
+        return m[(a, base)] / d if d > 0 else None
 
     rnd = random.Random(1)
     boot = collections.defaultdict(list)
     for _ in range(RESAMPLES):
         ks = [keys[rnd.randrange(len(keys))] for _ in keys]
+        m = {p: stat(p[0], p[1], ks) for p in pairs}
         for p in pairs:
-            boot[p].append(stat(p[0], p[1], ks))
+            boot[p].append(m[p])
         for r in ratios:
-            boot[("ratio",) + r].append(ratio(r[0], r[1], ks))
+            boot[("ratio",) + r].append(ratio(m, r[0], r[1]))
+    whole = {p: stat(p[0], p[1], keys) for p in pairs}
 
     def interval(xs):
         xs = sorted(xs)
@@ -125,7 +130,7 @@ def main(argv):
     for p in pairs:
         lo, hi = interval(boot[p])
         what = ("%s - %s" if lat else "%s / %s") % p
-        line = "  %-28s %s (%s .. %s)" % (what, fmt % stat(p[0], p[1], keys), fmt % lo, fmt % hi)
+        line = "  %-28s %s (%s .. %s)" % (what, fmt % whole[p], fmt % lo, fmt % hi)
         if goal and p[1] == base and p[0] in (goal_for or cfgs):
             kind, x = goal
             good, bad = (hi <= x, lo > x) if kind == "--goal-max" else (lo >= x, hi < x)
@@ -138,13 +143,13 @@ def main(argv):
         print("  no verdicts: %s, identical to %s, is off it beyond the noise allowance" % (noise, base))
     for r in ratios:
         xs = [x for x in boot[("ratio",) + r] if x is not None]
-        whole = ratio(r[0], r[1], keys)
-        if whole is None or len(xs) < 0.95 * RESAMPLES:
+        q = ratio(whole, r[0], r[1])
+        if q is None or len(xs) < 0.95 * RESAMPLES:
             print("  %s's added / %s's: no ratio, %s adds too little (%s)"
-                  % (r[0], r[1], r[1], fmt % stat(r[1], base, keys)))
+                  % (r[0], r[1], r[1], fmt % whole[(r[1], base)]))
             continue
         lo, hi = interval(xs)
-        print("  %s's added / %s's: %.2f (%.2f .. %.2f)" % (r[0], r[1], whole, lo, hi))
+        print("  %s's added / %s's: %.2f (%.2f .. %.2f)" % (r[0], r[1], q, lo, hi))
     if best:
         pick = min if lat else max
         b = pick(vals[base][k] for k in keys)
