@@ -231,12 +231,37 @@ struct ct_admit {
 };
 
 /*
+ * Store entry val at k. old: k's current entry, if the caller holds it
+ * (a closed, expired or declined entry being replaced): it is rewritten in
+ * place. An update would take a free element off the LRU list and give
+ * the old one back, each under a lock taken with interrupts off; a node
+ * whose pods keep connecting to one destination sees its tuples come back
+ * while their closed entries wait out CLOSING (the ephemeral port range
+ * cycles in seconds), and that pair of list operations was most of a new
+ * flow's cost (docs/datapath.md, "New connections"). The in-place write
+ * is the kind every established packet's state change already makes.
+ */
+static __always_inline int ct_put(const struct vakt_ct_key *k, struct vakt_ct_val *old,
+				  const struct vakt_ct_val *val)
+{
+	if (old) {
+		*old = *val;
+		return 0;
+	}
+	return bpf_map_update_elem(&ct, k, val, BPF_ANY) ? -1 : 0;
+}
+
+/*
  * Record an admitted flow: the forward entry at k and its reply entry.
  * node: admitted at a node's leaving point, the reply entry is (0, NODE)
  * and names ep_id as its peer. peer_ep: its replies get the REPLY mark.
+ * old: k's entry as the caller found it, or NULL; where there was one, the
+ * tuple is being reused and its reply entry is likely there too, so it is
+ * looked up and rewritten in place (ct_put()); a brand-new tuple skips
+ * that lookup.
  */
-static __always_inline int ct_create(const struct vakt_ct_key *k, const struct pkt *p, __u64 now,
-				     const struct ct_admit *a)
+static __always_inline int ct_create(const struct vakt_ct_key *k, struct vakt_ct_val *old,
+				     const struct pkt *p, __u64 now, const struct ct_admit *a)
 {
 	struct vakt_ct_key r;
 	struct vakt_ct_val v = {
@@ -251,20 +276,24 @@ static __always_inline int ct_create(const struct vakt_ct_key *k, const struct p
 		.ep_id = (__u16)a->ep_id,
 	};
 
-	if (bpf_map_update_elem(&ct, k, &v, BPF_ANY))
-		return -1;
 	ct_reverse(k, &r);
 	if (a->node) {
 		r.scope = 0;
 		r.dir = VAKT_CT_DIR_NODE;
-		v.peer_ep = (__u16)a->ep_id;
-		v.ep_id = 0;
 	} else {
 		r.scope = k->scope;
 		r.dir = k->dir ^ 1;
 	}
+	if (ct_put(k, old, &v))
+		return -1;
+	if (old)
+		old = bpf_map_lookup_elem(&ct, &r);
+	if (a->node) {
+		v.peer_ep = (__u16)a->ep_id;
+		v.ep_id = 0;
+	}
 	v.flags = VAKT_CTF_REPLY;
-	if (bpf_map_update_elem(&ct, &r, &v, BPF_ANY)) {
+	if (ct_put(&r, old, &v)) {
 		bpf_map_delete_elem(&ct, k);
 		return -1;
 	}

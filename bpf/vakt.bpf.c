@@ -428,7 +428,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 		};
 
 		/* Best effort: without the entry the next packet decides again. */
-		bpf_map_update_elem(&ct, &p->k, &dv, BPF_ANY);
+		ct_put(&p->k, v, &dv);
 		frag_record(p, now, R_FRAG_DEFER);
 		return R_DEFER;
 	}
@@ -448,7 +448,7 @@ static __always_inline __u32 point_check(struct pkt *p, const struct vakt_ep_val
 			.node = o->node,
 		};
 
-		if (ct_create(&p->k, p, now, &a))
+		if (ct_create(&p->k, v, p, now, &a))
 			return VAKT_R_CT_FULL;
 	}
 	frag_record(p, now, VAKT_R_FRAGMENT);

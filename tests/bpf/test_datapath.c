@@ -467,6 +467,61 @@ static void test_tcp_rst_closes_both_entries(void **state)
 	assert_int_equal(v.state, VAKT_CT_NEW);
 }
 
+/*
+ * A connection on the tuple of one that closed seconds ago (the ephemeral
+ * port range cycles that fast under churn) reuses the closed flow's two
+ * entries, rewritten in place (bpf/ct.h ct_put()): nothing of the old flow
+ * may survive in them. The old reply entry saw a FIN and carries a vouch;
+ * were either kept, the new flow's first FIN would close it, or its
+ * sender would count packets for a receiver that never checked them.
+ */
+static void test_new_connection_on_a_closed_tuple_starts_clean(void **state)
+{
+	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
+	struct pk_spec ack = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_ACK);
+	struct pk_spec fin1 = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_FIN | PK_TCP_ACK);
+	struct pk_spec fin2 = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_FIN | PK_TCP_ACK);
+	struct pk_spec rst = tcp("10.0.0.2", "10.0.0.1", 80, 40000, PK_TCP_RST);
+	struct vakt_ct_key fk = ct_key("10.0.0.1", "10.0.0.2", 40000, 80, IPPROTO_TCP, LO, IN);
+	struct vakt_ct_key rk = ct_key("10.0.0.2", "10.0.0.1", 80, 40000, IPPROTO_TCP, LO, EG);
+	struct vakt_ct_val v;
+	int round;
+
+	(void)state;
+	for (round = 0; round < 2; round++) {
+		expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+		expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+		expect(DP_FROM_POD, &fin2, 0, EP_B, EG, VAKT_R_REPLY);
+		assert_int_equal(ct_get(&rk, &v), 0);
+		v.vouch = EP_A;
+		v.vouch_gen = 1;
+		assert_int_equal(bpf_map_update_elem(dp_map_fd(dp, "ct"), &rk, &v, BPF_EXIST), 0);
+		expect(DP_FROM_POD, &rst, 0, EP_B, EG, VAKT_R_REPLY);
+		assert_int_equal(ct_get(&fk, &v), 0);
+		assert_int_equal(v.state, VAKT_CT_CLOSING);
+		if (round == 1) /* the reply entry was evicted: it is created anew */
+			assert_int_equal(bpf_map_delete_elem(dp_map_fd(dp, "ct"), &rk), 0);
+
+		expect(DP_TO_POD, &syn, 0, EP_B, IN, VAKT_R_POLICY_ALLOW);
+		assert_int_equal(dp_map_count(dp, "ct"), 2);
+		assert_int_equal(ct_get(&fk, &v), 0);
+		assert_int_equal(v.state, VAKT_CT_NEW);
+		assert_int_equal(v.flags, 0);
+		assert_int_equal(v.ep_id, EP_B);
+		assert_int_equal(ct_get(&rk, &v), 0);
+		assert_int_equal(v.state, VAKT_CT_NEW);
+		assert_int_equal(v.flags, VAKT_CTF_REPLY);
+		assert_int_equal(v.vouch, 0);
+		assert_int_equal(v.ep_id, EP_B);
+		/* one FIN is a half close, not the close of both sides */
+		expect(DP_TO_POD, &ack, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+		expect(DP_TO_POD, &fin1, 0, EP_B, IN, VAKT_R_ESTABLISHED);
+		assert_int_equal(ct_get(&fk, &v), 0);
+		assert_int_not_equal(v.state, VAKT_CT_CLOSING);
+		expect(DP_FROM_POD, &rst, 0, EP_B, EG, VAKT_R_REPLY);
+	}
+}
+
 static void test_tcp_fin_from_both_sides_closes(void **state)
 {
 	struct pk_spec syn = tcp("10.0.0.1", "10.0.0.2", 40000, 80, PK_TCP_SYN);
@@ -1475,6 +1530,7 @@ int main(void)
 		T(test_established_flow_and_its_replies_pass),
 		T(test_sender_egress_never_skips_receiver_ingress),
 		T(test_tcp_rst_closes_both_entries),
+		T(test_new_connection_on_a_closed_tuple_starts_clean),
 		T(test_tcp_fin_from_both_sides_closes),
 		T(test_entries_expire_per_state),
 		T(test_sctp_init_abort),
