@@ -18,6 +18,9 @@
  *   drop        a denied new flow (verdict, counter, rate-limited event);
  *               the loop variant differs from "new flow" only by not
  *               creating conntrack entries, which shows their cost
+ *   new flow on a closed tuple
+ *               as "new flow", on tuples whose flows closed (RST) just
+ *               before: the closed entries are rewritten in place
  *   new flow, conntrack full
  *               as "new flow", with the conntrack table full, so that
  *               every entry created evicts one (the LRU's shrink): the
@@ -134,12 +137,12 @@ static int setup(struct vakt_bpf *dp, uint32_t entries)
 }
 
 /*
- * Average ns of one program run, one run per syscall, a fresh flow each
- * time: tuples first .. first + runs - 1 (of CLIENTS * PORTS).
+ * Average ns of one program run, one run per syscall, one TCP packet with
+ * flags for each of tuples first .. first + runs - 1 (of CLIENTS * PORTS).
  */
-static double new_flows(int prog_fd, uint32_t first, uint32_t runs, uint16_t dport)
+static double tuples(int prog_fd, uint32_t first, uint32_t runs, uint16_t dport, uint8_t flags)
 {
-	struct pk_spec s = { .dst = "10.0.0.2", .dport = dport, .tcp_flags = PK_TCP_SYN };
+	struct pk_spec s = { .dst = "10.0.0.2", .dport = dport, .tcp_flags = flags };
 	char src[32];
 	uint8_t buf[PK_MAX];
 	uint64_t total = 0;
@@ -159,6 +162,12 @@ static double new_flows(int prog_fd, uint32_t first, uint32_t runs, uint16_t dpo
 	return (double)total / runs;
 }
 
+/* A fresh flow per run: a SYN on tuples no entry has seen. */
+static double new_flows(int prog_fd, uint32_t first, uint32_t runs, uint16_t dport)
+{
+	return tuples(prog_fd, first, runs, dport, PK_TCP_SYN);
+}
+
 /*
  * "new flow" with conntrack full: new flows after tuple first until the
  * table is full (two entries each), then runs more, each evicting.
@@ -175,6 +184,20 @@ static double new_flows_full(int prog_fd, uint32_t first, uint32_t runs)
 	if (new_flows(prog_fd, first, fill, 80) < 0)
 		return -1;
 	return new_flows(prog_fd, first + fill, runs, 80);
+}
+
+/*
+ * "new flow" on the tuples of flows that closed (an RST each, not
+ * measured): what a node sees when a pod keeps connecting to one
+ * destination and the ephemeral port range wraps within the closed
+ * entries' grace period. The entries are rewritten in place (bpf/ct.h
+ * ct_put()).
+ */
+static double reused_flows(int prog_fd, uint32_t first, uint32_t runs)
+{
+	if (tuples(prog_fd, first, runs, 80, PK_TCP_RST | PK_TCP_ACK) < 0)
+		return -1;
+	return new_flows(prog_fd, first, runs, 80);
 }
 
 /* mark: skb->mark of every run (the client's DEFER mark for "service"). */
@@ -202,7 +225,7 @@ int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = { 10, 10000, 1000000 };
 	uint32_t repeat = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 100000;
-	double newf[3], full[3], est[3], estv[3], svc[3], drop[3], dropl[3], empty_rep, empty_loop;
+	double newf[3], reuse[3], full[3], est[3], estv[3], svc[3], drop[3], dropl[3], empty_rep, empty_loop;
 	int efd, i;
 
 	if (geteuid() != 0) {
@@ -229,6 +252,7 @@ int main(int argc, char **argv)
 		from = dp_prog_fd(dp, DP_FROM_POD);
 		(void)from;
 		newf[i] = new_flows(to, 0, repeat, 80);
+		reuse[i] = reused_flows(to, 0, repeat);
 		est[i] = repeated(to, 80, repeat, 0, 0);
 		estv[i] = repeated(to, 80, repeat, 1, 0);
 		svc[i] = repeated(to, 80, repeat, 0, (VAKT_MARK_DEFER | EP_C) << VAKT_MARK_DEFAULT_SHIFT);
@@ -236,7 +260,7 @@ int main(int argc, char **argv)
 		dropl[i] = new_flows(to, 0, repeat, 81);
 		full[i] = new_flows_full(to, repeat, repeat);
 		dp_close(dp);
-		if (newf[i] < 0 || est[i] < 0 || estv[i] < 0 || svc[i] < 0 || drop[i] < 0 ||
+		if (newf[i] < 0 || reuse[i] < 0 || est[i] < 0 || estv[i] < 0 || svc[i] < 0 || drop[i] < 0 ||
 		    dropl[i] < 0 || full[i] < 0) {
 			fprintf(stderr, "bench_datapath: a run failed\n");
 			return 1;
@@ -249,6 +273,10 @@ int main(int argc, char **argv)
 	       newf[2]);
 	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to 10 entries", 1.0, newf[1] / newf[0],
 	       newf[2] / newf[0]);
+	printf("  %-34s %10.1f %10.1f %10.1f\n", "new flow on a closed tuple (loop)", reuse[0],
+	       reuse[1], reuse[2]);
+	printf("  %-34s %10.2f %10.2f %10.2f\n", "  ratio to new flow", reuse[0] / newf[0],
+	       reuse[1] / newf[1], reuse[2] / newf[2]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "established (repeat)", est[0], est[1], est[2]);
 	printf("  %-34s %10.1f %10.1f %10.1f\n", "  with 802.1Q (general parser)", estv[0],
 	       estv[1], estv[2]);
