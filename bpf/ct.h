@@ -276,14 +276,7 @@ static __always_inline int ct_create(const struct vakt_ct_key *k, struct vakt_ct
 		.ep_id = (__u16)a->ep_id,
 	};
 
-	ct_reverse(k, &r);
-	if (a->node) {
-		r.scope = 0;
-		r.dir = VAKT_CT_DIR_NODE;
-	} else {
-		r.scope = k->scope;
-		r.dir = k->dir ^ 1;
-	}
+	ct_twin(k, &v, &r);
 	if (ct_put(k, old, &v))
 		return -1;
 	if (old)
