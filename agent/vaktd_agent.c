@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "netlink.h"
+#include "peeraddr.h"
 #include "reasons.h"
 #include "route.h"
 #include "store.h"
@@ -65,6 +66,7 @@ struct vaktd {
 	int dirty;          /* something changed since the last write */
 	int bind_due;       /* endpoints or time moved on: bind what is not bound yet */
 	int bind_full;      /* links changed: check every anti-spoofing binding again */
+	int peers_err;      /* last failure reading the pods' addresses: logged once, not every 2 s */
 	double pending_s;   /* compile time of the batch not yet written */
 
 	struct vakt_histogram compile_hist;
@@ -246,25 +248,75 @@ static void on_addrs(void *arg, const struct vakt_addr *addrs, size_t n)
 
 /* --- anti-spoofing bindings -------------------------------------------------------- */
 
-/*
- * The pod veth the node routes address a to, or 0: no route yet, or routed
- * via something else (a bridge: its ports are not told apart here, so
- * bridged pods stay unbound, i.e. unchecked).
- */
-static uint32_t pod_veth_of(struct vaktd *d, const struct vakt_addr *a)
-{
-	int oif = vakt_route_oif(a);
-	struct vlink *l = oif > 0 ? link_find(d, oif) : NULL;
-
-	return l && l->role == ROLE_POD ? (uint32_t)oif : 0;
-}
-
 struct bind_walk {
 	struct vaktd *d;
 	int full;
+	struct vakt_peer_addrs peers; /* the pods' own addresses, read once a pass needs them */
+	int peers_state;              /* 0 not read yet, 1 read, -1 the read failed */
 	struct vakt_addr *stale;
 	size_t nstale, cap;
 };
+
+static int is_pod_veth(void *arg, int ifindex)
+{
+	struct vlink *l = link_find(arg, ifindex);
+
+	return l && l->role == ROLE_POD;
+}
+
+/*
+ * For an address the node's routes do not place on a pod veth (bridged
+ * CNIs route every pod via the bridge): the pod veth whose far end, in the
+ * pod's network namespace, holds the address. The current binding stands
+ * while its veth's far end still holds it, so a pod that puts another pod's
+ * address on its own interface later takes nothing over; an address held
+ * behind several veths and bound to none stays unbound (unchecked). When
+ * the namespaces cannot be read, what is bound stays bound.
+ */
+static uint32_t peer_veth_of(struct bind_walk *w, const struct vakt_addr *a, uint32_t cur)
+{
+	uint32_t ifx[8];
+	size_t n;
+	char buf[64];
+
+	if (!w->peers_state) {
+		int err = vakt_peer_addrs_read(&w->peers, is_pod_veth, w->d);
+
+		w->peers_state = err ? -1 : 1;
+		if (err && err != w->d->peers_err)
+			log_error("cannot read pod addresses from their network namespaces, will retry",
+				  "err=%d", err);
+		w->d->peers_err = err;
+	}
+	if (w->peers_state < 0)
+		return cur;
+	n = vakt_peer_addrs_find(&w->peers, a, ifx, sizeof(ifx) / sizeof(ifx[0]));
+	for (size_t i = 0; cur && i < n && i < sizeof(ifx) / sizeof(ifx[0]); i++)
+		if (ifx[i] == cur)
+			return cur;
+	if (n == 1)
+		return ifx[0];
+	/* Logged on full passes only: the 2 s retry would repeat it. */
+	if (n > 1 && w->full)
+		log_warn("address configured behind several pod veths, left unbound", "addr=%s veths=%zu",
+			 vakt_addr_str(a, buf, sizeof(buf)), n);
+	return 0;
+}
+
+/*
+ * The pod veth address a belongs to, or 0 (not known yet: unbound, i.e.
+ * unchecked). The node's route decides where it leads to a pod veth
+ * (routed CNIs); otherwise the pods' namespaces do (peer_veth_of()).
+ */
+static uint32_t pod_veth_of(struct bind_walk *w, const struct vakt_addr *a, uint32_t cur)
+{
+	int oif = vakt_route_oif(a);
+	struct vlink *l = oif > 0 ? link_find(w->d, oif) : NULL;
+
+	if (l && l->role == ROLE_POD)
+		return (uint32_t)oif;
+	return peer_veth_of(w, a, cur);
+}
 
 static int bind_endpoint(void *arg, const void *key, const void *val)
 {
@@ -279,7 +331,7 @@ static int bind_endpoint(void *arg, const void *key, const void *val)
 	/* A binding to a live pod veth stands until links change (a full pass). */
 	if (l && l->role == ROLE_POD && !w->full)
 		return 0;
-	want = pod_veth_of(d, a);
+	want = pod_veth_of(w, a, l && l->role == ROLE_POD ? cur : 0);
 	if (want == cur)
 		return 0;
 	if (!(want ? vakt_dataplane_bind(d->dp, a, want) : vakt_dataplane_unbind(d->dp, a)))
@@ -324,6 +376,8 @@ static void bind_pass(struct vaktd *d, int full)
 		vakt_dataplane_unbind(d->dp, &w.stale[i]);
 	free(w.stale);
 	vakt_tables_foreach(vakt_compiler_tables(d->comp), VAKT_T_ENDPOINTS, bind_endpoint, &w);
+	vakt_peer_addrs_free(&w.peers);
+	err = err ? err : w.peers_state < 0 ? -EIO : 0;
 	d->bind_due = err != 0;
 	if (full && !err)
 		d->bind_full = 0;
