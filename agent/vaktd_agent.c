@@ -66,7 +66,7 @@ struct vaktd {
 	int dirty;          /* something changed since the last write */
 	int bind_due;       /* endpoints or time moved on: bind what is not bound yet */
 	int bind_full;      /* links changed: check every anti-spoofing binding again */
-	int peers_err;      /* last failure reading the pods' addresses: logged once, not every 2 s */
+	int peers_err;      /* last read of the pods' addresses failed: logged once, retried every 2 s */
 	double pending_s;   /* compile time of the batch not yet written */
 
 	struct vakt_histogram compile_hist;
@@ -377,7 +377,6 @@ static void bind_pass(struct vaktd *d, int full)
 	free(w.stale);
 	vakt_tables_foreach(vakt_compiler_tables(d->comp), VAKT_T_ENDPOINTS, bind_endpoint, &w);
 	vakt_peer_addrs_free(&w.peers);
-	err = err ? err : w.peers_state < 0 ? -EIO : 0;
 	d->bind_due = err != 0;
 	if (full && !err)
 		d->bind_full = 0;
@@ -579,6 +578,9 @@ static void retry(struct vakt_loop *l, void *arg)
 	}
 	/* Pods whose veth or route came after their endpoint record. */
 	d->bind_due = 1;
+	/* The last pass could not read the pods' namespaces: again, in full, at this pace only. */
+	if (d->peers_err)
+		d->bind_full = 1;
 }
 
 static void on_drop(void *arg, const struct vakt_drop_event *e)
