@@ -164,8 +164,8 @@ static int handle_link(struct vakt_nl *nl, const struct nlmsghdr *nlh)
 }
 
 struct addr_attrs {
-	const void *local;
-	const void *address;
+	const struct nlattr *local;
+	const struct nlattr *address;
 };
 
 static int addr_attr_cb(const struct nlattr *a, void *data)
@@ -174,20 +174,21 @@ static int addr_attr_cb(const struct nlattr *a, void *data)
 
 	switch (mnl_attr_get_type(a)) {
 	case IFA_LOCAL:
-		aa->local = mnl_attr_get_payload(a);
+		aa->local = a;
 		break;
 	case IFA_ADDRESS:
-		aa->address = mnl_attr_get_payload(a);
+		aa->address = a;
 		break;
 	}
 	return MNL_CB_OK;
 }
 
-static int addr_from_msg(const struct nlmsghdr *nlh, struct nl_addr *out)
+int vakt_nl_addr_of(const struct nlmsghdr *nlh, struct vakt_addr *a, int *ifindex,
+		    unsigned int *plen)
 {
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
 	struct addr_attrs aa = {};
-	const void *src;
+	const struct nlattr *src;
 	size_t len;
 
 	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*ifa)))
@@ -197,21 +198,27 @@ static int addr_from_msg(const struct nlmsghdr *nlh, struct nl_addr *out)
 	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, &aa);
 	/* On point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours. */
 	src = aa.local ? aa.local : aa.address;
-	if (!src)
-		return -EINVAL;
 	len = ifa->ifa_family == AF_INET ? 4 : 16;
-	memset(out, 0, sizeof(*out));
-	out->ifindex = (int)ifa->ifa_index;
+	if (!src || mnl_attr_get_payload_len(src) != len)
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	*ifindex = (int)ifa->ifa_index;
 	if (len == 4) {
-		out->a.b[10] = 0xff;
-		out->a.b[11] = 0xff;
-		memcpy(&out->a.b[12], src, 4);
-		out->plen = 96U + ifa->ifa_prefixlen;
+		a->b[10] = 0xff;
+		a->b[11] = 0xff;
+		memcpy(&a->b[12], mnl_attr_get_payload(src), 4);
+		*plen = 96U + ifa->ifa_prefixlen;
 	} else {
-		memcpy(out->a.b, src, 16);
-		out->plen = ifa->ifa_prefixlen;
+		memcpy(a->b, mnl_attr_get_payload(src), 16);
+		*plen = ifa->ifa_prefixlen;
 	}
 	return 0;
+}
+
+static int addr_from_msg(const struct nlmsghdr *nlh, struct nl_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	return vakt_nl_addr_of(nlh, &out->a, &out->ifindex, &out->plen);
 }
 
 static struct nl_addr *addr_find(struct vakt_nl *nl, const struct nl_addr *k)

@@ -41,4 +41,14 @@ struct vakt_nl_stats {
 };
 void vakt_nl_stats(const struct vakt_nl *nl, struct vakt_nl_stats *out);
 
+struct nlmsghdr;
+/*
+ * The address of an RTM_NEWADDR / RTM_DELADDR message: its own address
+ * (IFA_LOCAL, else IFA_ADDRESS; IPv4 as ::ffff:a.b.c.d), the interface, and
+ * the prefix length in the 128-bit space. 0, -EAFNOSUPPORT for families
+ * other than IPv4 and IPv6, -EINVAL for a short message or address.
+ */
+int vakt_nl_addr_of(const struct nlmsghdr *nlh, struct vakt_addr *a, int *ifindex,
+		    unsigned int *plen);
+
 #endif /* VAKT_NETLINK_H */

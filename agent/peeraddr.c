@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "netlink.h"
 #include "peeraddr.h"
 
 /* Large enough for one dump datagram (the kernel sends at most 32 KiB). */
@@ -114,16 +115,6 @@ struct addr_walk {
 	struct vakt_peer_addrs *out;
 };
 
-static int addr_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
-
-	if ((type == IFA_ADDRESS || type == IFA_LOCAL) && !mnl_attr_validate(attr, MNL_TYPE_BINARY))
-		tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int push(struct vakt_peer_addrs *pa, const struct vakt_addr *a, uint32_t ifindex)
 {
 	if (pa->n == pa->cap) {
@@ -139,41 +130,19 @@ static int push(struct vakt_peer_addrs *pa, const struct vakt_addr *a, uint32_t 
 	return 0;
 }
 
-/* IPv4's own address is IFA_LOCAL (IFA_ADDRESS is the far end on point-to-point links). */
-static int addr_of(const struct ifaddrmsg *ifa, const struct nlattr **tb, struct vakt_addr *a)
-{
-	const struct nlattr *at = ifa->ifa_family == AF_INET && tb[IFA_LOCAL] ? tb[IFA_LOCAL]
-									   : tb[IFA_ADDRESS];
-
-	memset(a, 0, sizeof(*a));
-	if (!at)
-		return -1;
-	if (ifa->ifa_family == AF_INET && mnl_attr_get_payload_len(at) == 4) {
-		a->b[10] = a->b[11] = 0xff;
-		memcpy(&a->b[12], mnl_attr_get_payload(at), 4);
-		return 0;
-	}
-	if (ifa->ifa_family == AF_INET6 && mnl_attr_get_payload_len(at) == 16) {
-		memcpy(a->b, mnl_attr_get_payload(at), 16);
-		return 0;
-	}
-	return -1;
-}
-
 static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
-	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[IFA_MAX + 1] = { 0 };
 	struct addr_walk *w = data;
 	struct vakt_addr a;
+	unsigned int plen;
+	int ifindex;
 
-	if (nlh->nlmsg_type != RTM_NEWADDR ||
-	    mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0 || addr_of(ifa, tb, &a))
+	if (nlh->nlmsg_type != RTM_NEWADDR || vakt_nl_addr_of(nlh, &a, &ifindex, &plen))
 		return MNL_CB_OK;
 	for (size_t i = 0; i < w->links->n; i++) {
 		const struct veth *v = &w->links->v[i];
 
-		if (v->nsid != w->nsid || v->peer != ifa->ifa_index)
+		if (v->nsid != w->nsid || v->peer != (uint32_t)ifindex)
 			continue;
 		if (push(w->out, &a, v->ifindex)) {
 			errno = ENOMEM;

@@ -18,7 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <cmocka.h>
 
@@ -343,6 +346,58 @@ static void test_lost_notifications_are_recovered_by_a_new_dump(void **state)
 		sh("ip link del vkt-nl-o%d", i);
 }
 
+/* An RTM_NEWADDR message of family fam on ifindex 7, /24, with the given attributes. */
+static struct nlmsghdr *addr_msg(char *buf, int fam, const void *local, size_t llen,
+				 const void *address, size_t alen)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+
+	nlh->nlmsg_type = RTM_NEWADDR;
+	ifa->ifa_family = (unsigned char)fam;
+	ifa->ifa_index = 7;
+	ifa->ifa_prefixlen = 24;
+	if (local)
+		mnl_attr_put(nlh, IFA_LOCAL, llen, local);
+	if (address)
+		mnl_attr_put(nlh, IFA_ADDRESS, alen, address);
+	return nlh;
+}
+
+/* Shared by the watcher and agent/peeraddr.c: what a message may not pass off as an address. */
+static void test_address_messages_with_short_or_foreign_addresses_are_rejected(void **state)
+{
+	const uint8_t ours[4] = { 10, 0, 0, 1 }, peer[4] = { 10, 0, 0, 2 }, v6[16] = { 0xfd };
+	char buf[512];
+	struct vakt_addr a, want;
+	unsigned int plen;
+	int ifindex;
+
+	(void)state;
+	/* Point-to-point: IFA_LOCAL is ours, IFA_ADDRESS the far end. */
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_INET, ours, 4, peer, 4), &a, &ifindex,
+					 &plen), 0);
+	to_vakt_addr("10.0.0.1", &want);
+	assert_memory_equal(&a, &want, sizeof(a));
+	assert_int_equal(ifindex, 7);
+	assert_int_equal(plen, 96 + 24);
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_INET6, NULL, 0, v6, 16), &a, &ifindex,
+					 &plen), 0);
+	assert_int_equal(plen, 24);
+	/* Too short for the family, missing, or not IP at all. */
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_INET, ours, 3, NULL, 0), &a, &ifindex,
+					 &plen), -EINVAL);
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_INET6, NULL, 0, v6, 4), &a, &ifindex,
+					 &plen), -EINVAL);
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_INET, NULL, 0, NULL, 0), &a, &ifindex,
+					 &plen), -EINVAL);
+	assert_int_equal(vakt_nl_addr_of(addr_msg(buf, AF_PACKET, ours, 4, NULL, 0), &a, &ifindex,
+					 &plen), -EAFNOSUPPORT);
+	/* A header cut short. */
+	addr_msg(buf, AF_INET, ours, 4, NULL, 0)->nlmsg_len = NLMSG_LENGTH(2);
+	assert_int_equal(vakt_nl_addr_of((struct nlmsghdr *)buf, &a, &ifindex, &plen), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +407,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_address_on_two_links_is_reported_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_after_changes_sees_the_current_state, setup, teardown),
 		cmocka_unit_test(test_lost_notifications_are_recovered_by_a_new_dump),
+		cmocka_unit_test(test_address_messages_with_short_or_foreign_addresses_are_rejected),
 	};
 
 	if (vt_private_netns("test_netlink"))
